@@ -1,0 +1,266 @@
+//! Boot configuration: defaults < TOML file (`--config`) < `BRAVELY_*` environment < CLI flags.
+//!
+//! Unknown keys in the file are errors; unknown `BRAVELY_*` variables are warnings. Secrets may
+//! come from `BRAVELY_<NAME>_FILE`, and [`Secret`] never prints its value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// A string that never reaches logs or `Debug` output.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"[redacted]\"" })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory holding `bravely.redb`, the secret key and uploaded files.
+    pub data_dir: PathBuf,
+    /// The URL users reach Bravely at, e.g. `https://ops.example.com`. Decides Secure cookies.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    /// ISO 4217 code used when a money field is entered without a currency.
+    pub currency: String,
+    /// IANA time zone of the company: month boundaries, "today", dates shown.
+    pub time_zone: String,
+    pub session: SessionConfig,
+    pub login: LoginConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session unused for this long ends.
+    pub idle_minutes: i64,
+    /// A session ends this long after sign-in, however active.
+    pub absolute_hours: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed attempts allowed per account within `window_minutes`.
+    pub max_failures_per_account: u32,
+    /// Failed attempts allowed per client IP within `window_minutes`.
+    pub max_failures_per_ip: u32,
+    pub window_minutes: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            log_format: LogFormat::Text,
+            currency: "EUR".into(),
+            time_zone: "UTC".into(),
+            session: SessionConfig::default(),
+            login: LoginConfig::default(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { idle_minutes: 12 * 60, absolute_hours: 14 * 24 }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig { max_failures_per_account: 5, max_failures_per_ip: 20, window_minutes: 15 }
+    }
+}
+
+/// Values given on the command line (clap also fills these from the matching env variables).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Environment variables this program reads, with what they set.
+const KNOWN_ENV: &[&str] = &[
+    "BRAVELY_LISTEN",
+    "BRAVELY_DATA_DIR",
+    "BRAVELY_CONFIG",
+    "BRAVELY_PUBLIC_URL",
+    "BRAVELY_LOG_FORMAT",
+    "BRAVELY_LOG",
+    "BRAVELY_CURRENCY",
+    "BRAVELY_TIME_ZONE",
+    "BRAVELY_SESSION_IDLE_MINUTES",
+    "BRAVELY_SESSION_ABSOLUTE_HOURS",
+];
+
+impl Config {
+    /// Builds the configuration from every source, in order of precedence.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut cfg = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        for (key, _) in std::env::vars() {
+            let known =
+                KNOWN_ENV.contains(&key.as_str()) || key.strip_suffix("_FILE").is_some_and(|k| KNOWN_ENV.contains(&k));
+            if key.starts_with("BRAVELY_") && !known {
+                tracing::warn!(variable = %key, "unknown BRAVELY_* environment variable ignored");
+            }
+        }
+        if let Some(l) = overrides.listen {
+            cfg.listen = l;
+        }
+        if let Some(d) = &overrides.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        // toml's message already names the unknown key and lists the expected ones.
+        toml::from_str::<Config>(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let read = |name: &str| -> anyhow::Result<Option<String>> {
+            if let Some(v) = get(name) {
+                return Ok(Some(v));
+            }
+            if let Some(path) = get(&format!("{name}_FILE")) {
+                let v = std::fs::read_to_string(&path).with_context(|| format!("cannot read {name}_FILE ({path})"))?;
+                return Ok(Some(v.trim_end_matches(['\n', '\r']).to_string()));
+            }
+            Ok(None)
+        };
+        if let Some(v) = read("BRAVELY_LISTEN")? {
+            self.listen =
+                v.parse().with_context(|| format!("BRAVELY_LISTEN={v:?} is not an address like 127.0.0.1:8080"))?;
+        }
+        if let Some(v) = read("BRAVELY_DATA_DIR")? {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = read("BRAVELY_PUBLIC_URL")? {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_LOG_FORMAT")? {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => bail!("BRAVELY_LOG_FORMAT must be \"text\" or \"json\", not {v:?}"),
+            };
+        }
+        if let Some(v) = read("BRAVELY_CURRENCY")? {
+            self.currency = v;
+        }
+        if let Some(v) = read("BRAVELY_TIME_ZONE")? {
+            self.time_zone = v;
+        }
+        if let Some(v) = read("BRAVELY_SESSION_IDLE_MINUTES")? {
+            self.session.idle_minutes =
+                v.parse().context("BRAVELY_SESSION_IDLE_MINUTES must be a number of minutes")?;
+        }
+        if let Some(v) = read("BRAVELY_SESSION_ABSOLUTE_HOURS")? {
+            self.session.absolute_hours =
+                v.parse().context("BRAVELY_SESSION_ABSOLUTE_HOURS must be a number of hours")?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        crate::money::Currency::parse(&self.currency).map_err(|e| anyhow::anyhow!("currency: {e}"))?;
+        self.tz()?;
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("public_url must start with http:// or https://, got {u:?}");
+        }
+        if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
+            bail!("session.idle_minutes and session.absolute_hours must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.time_zone.parse::<chrono_tz::Tz>().map_err(|_| {
+            anyhow::anyhow!("time_zone {:?} is not an IANA time zone such as \"Europe/Warsaw\"", self.time_zone)
+        })
+    }
+
+    /// Cookies get `Secure` when the public URL is HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("bravely.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = Config::from_toml("listen = \"127.0.0.1:9000\"\nlisten_port = 3\n").unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_file_overrides_defaults() {
+        let mut cfg = Config::from_toml("currency = \"PLN\"\ntime_zone = \"Europe/Warsaw\"\n").expect("valid");
+        assert_eq!(cfg.currency, "PLN");
+        cfg.apply_env(|k| (k == "BRAVELY_CURRENCY").then(|| "USD".to_string())).expect("valid");
+        assert_eq!(cfg.currency, "USD");
+        assert_eq!(cfg.time_zone, "Europe/Warsaw");
+    }
+
+    #[test]
+    fn secret_is_redacted_in_debug() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "\"[redacted]\"");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cfg = Config::from_toml("time_zone = \"Mars/Olympus\"\n").expect("parses");
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("Mars/Olympus"), "{err}");
+    }
+}

@@ -1,0 +1,252 @@
+//! Bravely: an internal operations platform in one binary.
+//!
+//! `App::build` opens the store, registers every module's admin resources, routes, navigation
+//! and read models, and returns the HTTP endpoint.
+
+pub mod admin;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod inventory;
+pub mod money;
+pub mod people;
+pub mod store;
+pub mod web;
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use maud::Markup;
+use poem::http::StatusCode;
+use poem::web::{Data, Json};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, handler};
+
+use admin::{AdminResource, Registry, Typed};
+use auth::{AuthState, Directory, DirectoryListener, Group, User, ratelimit::LoginLimiter, session};
+use clock::Clock;
+use config::Config;
+use store::{Listener, Store};
+use web::{Access, Ctx, RouteInfo, Routes};
+
+/// A link in the navigation, shown to users holding `perm`.
+#[derive(Debug, Clone)]
+pub struct NavEntry {
+    pub group: &'static str,
+    pub label: &'static str,
+    pub href: String,
+    pub perm: Option<String>,
+}
+
+impl NavEntry {
+    pub fn new(group: &'static str, label: &'static str, href: String, perm: Option<&str>) -> NavEntry {
+        NavEntry { group, label, href, perm: perm.map(str::to_string) }
+    }
+}
+
+/// Extra markup a module shows under a resource's edit form (e.g. inventory assignments).
+pub type Panel = fn(&App, &Ctx, u64) -> Markup;
+
+/// What a business module contributes. Adding a module is adding a folder and one line in
+/// [`modules`].
+pub trait Module: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn resources(&self) -> Vec<Arc<dyn AdminResource>> {
+        vec![]
+    }
+    fn routes(&self, _r: &mut Routes) {}
+    fn nav(&self) -> Vec<NavEntry> {
+        vec![]
+    }
+    /// Named permissions beyond the admin ones, with descriptions.
+    fn permissions(&self) -> Vec<(String, String)> {
+        vec![]
+    }
+    fn listeners(&self) -> Vec<Arc<dyn Listener>> {
+        vec![]
+    }
+    fn panels(&self) -> Vec<(&'static str, Panel)> {
+        vec![]
+    }
+}
+
+/// The accounts module: users and groups.
+struct Accounts;
+
+impl Module for Accounts {
+    fn name(&self) -> &'static str {
+        "Accounts"
+    }
+    fn resources(&self) -> Vec<Arc<dyn AdminResource>> {
+        vec![Typed::<User>::new(), Typed::<Group>::new()]
+    }
+    fn routes(&self, r: &mut Routes) {
+        auth::handlers::routes(r);
+    }
+    fn nav(&self) -> Vec<NavEntry> {
+        vec![
+            NavEntry::new("Administration", "Users", web::paths::admin_list("users"), Some("users.view")),
+            NavEntry::new("Administration", "Groups", web::paths::admin_list("groups"), Some("groups.view")),
+            NavEntry::new("Administration", "All admin pages", web::paths::admin_index(), None),
+        ]
+    }
+}
+
+pub fn modules() -> Vec<Box<dyn Module>> {
+    vec![Box::new(Accounts), Box::new(people::People), Box::new(inventory::Inventory)]
+}
+
+pub struct AppInner {
+    pub config: Config,
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub auth: AuthState,
+    pub nav: Vec<NavEntry>,
+    pub panels: Vec<(&'static str, Panel)>,
+    pub currency: money::Currency,
+    pub tz: chrono_tz::Tz,
+    pub imports: admin::import::Jobs,
+    /// Path prefixes whose POSTs authenticate otherwise (signed webhooks) and skip CSRF.
+    pub csrf_exempt: Vec<String>,
+    pub routes: Mutex<Vec<RouteInfo>>,
+}
+
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Opens the data directory and assembles every module.
+    pub fn open(config: Config, clock: Clock) -> anyhow::Result<App> {
+        let mods = modules();
+        let mut resources = Vec::new();
+        let mut perms = Vec::new();
+        let mut nav = Vec::new();
+        let mut panels = Vec::new();
+        let mut listeners: Vec<Arc<dyn Listener>> = Vec::new();
+        for m in &mods {
+            resources.extend(m.resources());
+            perms.extend(m.permissions());
+            nav.extend(m.nav());
+            panels.extend(m.panels());
+            listeners.extend(m.listeners());
+        }
+        let registry = Arc::new(Registry::new(resources, perms)?);
+        listeners.push(registry.listener());
+        let directory = Arc::new(Directory::default());
+        listeners.push(Arc::new(DirectoryListener(directory.clone())));
+        let sessions = Arc::new(session::Sessions::new(
+            chrono::Duration::minutes(config.session.idle_minutes),
+            chrono::Duration::hours(config.session.absolute_hours),
+        ));
+        listeners.push(Arc::new(session::SessionsListener(sessions.clone())));
+
+        let key = auth::load_or_create_key(&config.data_dir)?;
+        let store = Store::open(&config.db_path(), clock, listeners)?;
+        let auth = AuthState {
+            key,
+            sessions,
+            directory,
+            limiter: LoginLimiter::new(
+                config.login.max_failures_per_account,
+                config.login.max_failures_per_ip,
+                chrono::Duration::minutes(config.login.window_minutes),
+            ),
+            setup_token: Mutex::new(None),
+            secure_cookies: config.secure_cookies(),
+        };
+        let currency = money::Currency::parse(&config.currency).map_err(|e| anyhow::anyhow!(e))?;
+        let tz = config.tz()?;
+        Ok(App(Arc::new(AppInner {
+            config,
+            store,
+            registry,
+            auth,
+            nav,
+            panels,
+            currency,
+            tz,
+            imports: admin::import::Jobs::default(),
+            csrf_exempt: vec![],
+            routes: Mutex::new(vec![]),
+        })))
+    }
+
+    /// Today in the company's time zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.store.now().with_timezone(&self.tz).date_naive()
+    }
+
+    /// On an empty database, makes the one-time link for creating the first superuser.
+    pub fn setup_link(&self) -> Option<String> {
+        if self.auth.directory.user_count() > 0 {
+            return None;
+        }
+        let mut guard = self.auth.setup_token.lock().unwrap_or_else(|p| p.into_inner());
+        let token = guard.get_or_insert_with(session::new_token).clone();
+        Some(web::paths::setup(&token))
+    }
+
+    /// Every route with its declared access.
+    pub fn route_table(&self) -> Vec<RouteInfo> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The HTTP endpoint: routes of every module behind the request pipeline.
+    pub fn endpoint(&self) -> impl Endpoint + 'static {
+        let mut r = Routes::default();
+        r.get("/", Access::SignedIn, home);
+        r.get("/healthz", Access::Public, healthz);
+        r.get("/readyz", Access::Public, readyz);
+        r.get("/assets/*path", Access::Public, web::assets::serve);
+        admin::handlers::routes(&mut r);
+        for m in modules() {
+            m.routes(&mut r);
+        }
+        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = r.table();
+        let app = self.clone();
+        r.build().with(poem::middleware::CatchPanic::new()).around(web::middleware::pipeline).data(app)
+    }
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+fn readyz(app: Data<&App>) -> Response {
+    let db = app.store.read().map(|r| r.count(User::TABLE_NAME).is_ok()).unwrap_or(false);
+    let body = serde_json::json!({ "ready": db, "checks": { "database": if db { "ok" } else { "unreadable" } } });
+    let mut resp = Json(body).into_response();
+    if !db {
+        resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    resp
+}
+
+#[handler]
+fn home(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> Response {
+    use maud::html;
+    let entries: Vec<&NavEntry> = app.nav.iter().filter(|e| e.perm.as_deref().is_none_or(|p| ctx.can(p))).collect();
+    let body = html! {
+        p { "Welcome, " (ctx.user.as_ref().map(|u| u.name.as_str()).unwrap_or("")) "." }
+        div.cards {
+            @for e in entries {
+                div.card { h3 { a href=(e.href) { (e.label) } } p.muted { (e.group) } }
+            }
+        }
+    };
+    web::layout::render(&app, &ctx, web::layout::Page::new("Bravely", body))
+}
+
+impl User {
+    pub const TABLE_NAME: &'static str = <User as store::Entity>::TABLE;
+}

@@ -1,0 +1,236 @@
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use bravely::App;
+use bravely::clock::Clock;
+use bravely::config::{Config, LogFormat, Overrides};
+use bravely::store::Actor;
+
+#[derive(Parser)]
+#[command(name = "bravely", version, about = "Internal operations platform for software companies")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Data directory (database, secret key, uploads).
+    #[arg(long, env = "BRAVELY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "BRAVELY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (the default).
+    Serve(ServeArgs),
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Fill the data directory with realistic demo data.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BRAVELY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Fill an empty database with demo data before starting.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        superuser: bool,
+    },
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value_t = 40)]
+    employees: usize,
+    #[arg(long, default_value_t = 90)]
+    items: usize,
+}
+
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BRAVELY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::env::var_os("NO_COLOR").is_none();
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.with_ansi(ansi).init(),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Some(Command::Serve(s)) => s.listen,
+        None => std::env::var("BRAVELY_LISTEN").ok().and_then(|v| v.parse().ok()),
+        _ => None,
+    };
+    let overrides = Overrides { listen, data_dir: cli.global.data_dir.clone() };
+    let config = match Config::load(cli.global.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bravely: configuration error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    init_logs(config.log_format);
+    let result = match cli.command {
+        None => serve(config, ServeArgs::default()),
+        Some(Command::Serve(a)) => serve(config, a),
+        Some(Command::User { cmd: UserCmd::Add { email, name, superuser } }) => {
+            user_add(config, email, name, superuser)
+        }
+        Some(Command::Demo(a)) => demo(config, a.employees, a.items),
+    };
+    if let Err(e) = result {
+        eprintln!("bravely: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn open(config: Config) -> anyhow::Result<App> {
+    App::open(config, Clock::system())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = open(config)?;
+    if args.demo && app.registry.get("employees").is_some_and(|r| r.model().is_empty()) {
+        tracing::info!("empty database: adding demo data");
+        bravely::demo::fill(
+            &app.store,
+            &bravely::demo::Plan { employees: 40, items: 90 },
+            app.currency,
+            app.today(),
+            &|_, _| {},
+        )?;
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let acceptor = poem::listener::TcpAcceptor::from_std(std_listener)?;
+        let endpoint = app.endpoint();
+        tracing::info!("listening on http://{addr}");
+        if let Some(link) = app.setup_link() {
+            tracing::warn!(
+                "no users yet: open http://{addr}{link} to create the first administrator (the link works once)"
+            );
+        }
+        let sessions = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                let _ = sessions.auth.sessions.sweep(&sessions.store).await;
+            }
+        });
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
+            .await?;
+        app.store.shutdown();
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn user_add(config: Config, email: String, name: String, superuser: bool) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    let email = email.trim().to_lowercase();
+    if !bravely::auth::model::valid_email(&email) {
+        anyhow::bail!("{email:?} is not a valid email address");
+    }
+    bravely::auth::password::check_strength(&password, &email).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+    let hash = bravely::auth::password::hash(&password)?;
+    let app = open(config)?;
+    let rt = runtime()?;
+    let id = rt
+        .block_on(bravely::auth::handlers::create_user(
+            &app,
+            Actor::system("bravely user add"),
+            email.clone(),
+            name,
+            Some(hash),
+            superuser,
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    app.store.shutdown();
+    println!("created user {id} <{email}>{}", if superuser { " (superuser)" } else { "" });
+    Ok(())
+}
+
+fn demo(config: Config, employees: usize, items: usize) -> anyhow::Result<()> {
+    let app = open(config)?;
+    let bar = indicatif::ProgressBar::new((employees + items) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} rows ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    bravely::demo::fill(
+        &app.store,
+        &bravely::demo::Plan { employees, items },
+        app.currency,
+        app.today(),
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    app.store.shutdown();
+    println!("added {employees} employees and {items} items in {:.1?}", started.elapsed());
+    Ok(())
+}

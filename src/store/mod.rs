@@ -1,0 +1,198 @@
+//! The embedded store: one redb file, typed tables, secondary indexes, an audit log, and a
+//! group-committing writer.
+//!
+//! Writes are closures sent to one writer thread. It drains every write waiting in its queue,
+//! runs each in its own redb transaction committed with `Durability::None` (cheap, no fsync; a
+//! failing write aborts alone), then makes the whole batch durable with a single
+//! `Durability::Immediate` commit and only then answers the callers. Concurrent requests share
+//! one fsync, and nothing is acknowledged before it is on disk.
+
+pub mod audit;
+pub mod codec;
+mod tx;
+pub mod value;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+pub use audit::{Actor, AuditAction, AuditEntry, FieldChange};
+pub use codec::{Entity, IndexDef, decode, encode};
+pub use tx::{ReadTx, Tx};
+pub use value::Value;
+
+use crate::clock::Clock;
+use crate::error::AppError;
+
+pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta.seq");
+pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("audit.log");
+/// (table, record id, audit id) -> ()
+pub(crate) const AUDIT_BY_RECORD: TableDefinition<'static, (&str, u64, u64), ()> =
+    TableDefinition::new("audit.by_record");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the data directory is in use by another running bravely process ({0}); stop it first, or do this through its web interface"
+    )]
+    InUse(String),
+    #[error("a value for {field} must be unique and is already used (record {existing})")]
+    Unique { table: &'static str, field: &'static str, existing: u64 },
+    #[error("record not found")]
+    NotFound,
+    #[error("cannot decode a row of {table}: {reason}")]
+    Decode { table: &'static str, reason: String },
+    #[error("the writer has stopped")]
+    WriterGone,
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error(transparent)]
+    App(Box<AppError>),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::SetDurabilityError);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+
+/// A committed change to one row, handed to read models after the batch is durable.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub table: String,
+    pub id: u64,
+    /// The new encoded row, or `None` when it was deleted.
+    pub row: Option<Vec<u8>>,
+}
+
+/// Something that keeps an in-memory view in step with committed changes.
+pub trait Listener: Send + Sync {
+    /// Called on the writer thread before any write runs, and again after a restore.
+    fn load(&self, store: &ReadTx) -> Result<(), StoreError>;
+    /// Called on the writer thread after a batch is durable, before callers are answered.
+    fn apply(&self, changes: &[Change]);
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    clock: Clock,
+    writer: writer::Handle,
+}
+
+impl Store {
+    /// Opens (or creates) `path`. Fails with [`StoreError::InUse`] when another process holds it.
+    pub fn open(path: &Path, clock: Clock, listeners: Vec<Arc<dyn Listener>>) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        }
+        let db = match Database::builder().create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse(path.display().to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let db = Arc::new(db);
+        {
+            // Make sure the shared tables exist so readers never see "table does not exist".
+            let w = db.begin_write()?;
+            w.open_table(META)?;
+            w.open_table(AUDIT)?;
+            w.open_table(AUDIT_BY_RECORD)?;
+            w.commit()?;
+        }
+        let writer = writer::spawn(db.clone(), clock.clone(), listeners)?;
+        Ok(Store { inner: Arc::new(Inner { db, clock, writer }) })
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// A consistent read-only view. Cheap; use one per request.
+    pub fn read(&self) -> Result<ReadTx, StoreError> {
+        Ok(ReadTx::new(self.inner.db.begin_read()?))
+    }
+
+    /// Runs `f` in a write transaction on the writer thread; returns once it is durable.
+    pub async fn write<R, F>(&self, actor: Actor, f: F) -> Result<R, AppError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+    {
+        let rx = self.inner.writer.submit(actor, false, f)?;
+        rx.await.map_err(|_| AppError::from(StoreError::WriterGone))?
+    }
+
+    /// Runs `f` like [`Store::write`] but always rolls it back: previews of imports.
+    pub async fn dry_run<R, F>(&self, actor: Actor, f: F) -> Result<R, AppError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+    {
+        let rx = self.inner.writer.submit(actor, true, f)?;
+        rx.await.map_err(|_| AppError::from(StoreError::WriterGone))?
+    }
+
+    /// [`Store::write`] for synchronous callers (CLI commands); never call it on a runtime thread.
+    pub fn write_blocking<R, F>(&self, actor: Actor, f: F) -> Result<R, AppError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+    {
+        let rx = self.inner.writer.submit(actor, false, f)?;
+        rx.blocking_recv().map_err(|_| AppError::from(StoreError::WriterGone))?
+    }
+
+    /// Every table in the file: backups use this registry so a copy cannot miss one.
+    pub fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        use redb::TableHandle;
+        let r = self.inner.db.begin_read()?;
+        let mut names: Vec<String> = r.list_tables()?.map(|t| t.name().to_string()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The audit entries of one record, newest first.
+    pub fn history(&self, table: &str, record: u64) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
+        let r = self.inner.db.begin_read()?;
+        let by = r.open_table(AUDIT_BY_RECORD)?;
+        let log = r.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for item in by.range((table, record, 0)..=(table, record, u64::MAX))? {
+            let (k, _) = item?;
+            let (_, _, audit_id) = k.value();
+            if let Some(row) = log.get(audit_id)? {
+                out.push((audit_id, decode::<AuditEntry>(row.value())?));
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Stops the writer after the queued writes; used by tests and shutdown.
+    pub fn shutdown(&self) {
+        self.inner.writer.shutdown();
+    }
+}

@@ -1,0 +1,325 @@
+//! Typed access to rows, indexes and the audit log inside one transaction.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+use super::audit::{self, Actor, AuditAction, AuditEntry, FieldChange};
+use super::codec::{Entity, decode, encode};
+use super::{AUDIT, AUDIT_BY_RECORD, Change, META, StoreError};
+use crate::error::AppError;
+
+fn rows_def(table: &str) -> TableDefinition<'_, u64, &'static [u8]> {
+    TableDefinition::new(table)
+}
+
+/// Unique index: normalised value -> id.
+fn unique_def(name: &str) -> TableDefinition<'_, &'static [u8], u64> {
+    TableDefinition::new(name)
+}
+
+/// Non-unique index: (normalised value, id) -> ().
+fn multi_def(name: &str) -> TableDefinition<'_, (&'static [u8], u64), ()> {
+    TableDefinition::new(name)
+}
+
+fn index_table(table: &str, index: &str) -> String {
+    format!("{table}#{index}")
+}
+
+/// A write transaction with the acting user and the time of the write.
+pub struct Tx<'a> {
+    pub(super) txn: &'a WriteTransaction,
+    pub(super) actor: &'a Actor,
+    pub(super) now: DateTime<Utc>,
+    pub(super) changes: &'a mut Vec<Change>,
+}
+
+impl Tx<'_> {
+    pub fn actor(&self) -> &Actor {
+        self.actor
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub fn raw(&self) -> &WriteTransaction {
+        self.txn
+    }
+
+    /// Next id of a table's sequence (ids start at 1 and are never reused).
+    pub fn next_id(&mut self, table: &str) -> Result<u64, StoreError> {
+        let mut meta = self.txn.open_table(super::META)?;
+        let next = meta.get(table)?.map(|v| v.value()).unwrap_or(0) + 1;
+        meta.insert(table, next)?;
+        Ok(next)
+    }
+
+    pub fn get<T: Entity>(&self, id: u64) -> Result<Option<T>, StoreError> {
+        let t = self.txn.open_table(rows_def(T::TABLE))?;
+        let row = t.get(id)?;
+        row.map(|r| decode::<T>(r.value())).transpose()
+    }
+
+    pub fn must_get<T: Entity>(&self, id: u64) -> Result<T, StoreError> {
+        self.get::<T>(id)?.ok_or(StoreError::NotFound)
+    }
+
+    pub fn find_unique<T: Entity>(&self, index: &str, key: &str) -> Result<Option<(u64, T)>, StoreError> {
+        let idx = self.txn.open_table(unique_def(&index_table(T::TABLE, index)))?;
+        let Some(k) = super::Value::text(key).index_keys().into_iter().next() else {
+            return Ok(None);
+        };
+        let id = idx.get(k.as_slice())?.map(|v| v.value());
+        drop(idx);
+        match id {
+            Some(id) => Ok(self.get::<T>(id)?.map(|r| (id, r))),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids whose `index` field holds `key` (a non-unique index).
+    pub fn find_by<T: Entity>(&self, index: &str, key: &super::Value) -> Result<Vec<u64>, StoreError> {
+        let idx = self.txn.open_table(multi_def(&index_table(T::TABLE, index)))?;
+        let mut out = Vec::new();
+        for k in key.index_keys() {
+            for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
+                out.push(item?.0.value().1);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts a new row with a fresh id, its index entries and an audit entry.
+    pub fn insert<T: Entity>(&mut self, row: &T) -> Result<u64, StoreError> {
+        let id = self.next_id(T::TABLE)?;
+        self.put_new(id, row)?;
+        Ok(id)
+    }
+
+    /// Inserts a row at an id the caller chose (for tables keyed by another table's id).
+    pub fn insert_with_id<T: Entity>(&mut self, id: u64, row: &T) -> Result<(), StoreError> {
+        if self.get::<T>(id)?.is_some() {
+            return Err(StoreError::App(Box::new(AppError::Conflict(format!("{} {id} already exists", T::TABLE)))));
+        }
+        self.put_new(id, row)
+    }
+
+    fn put_new<T: Entity>(&mut self, id: u64, row: &T) -> Result<(), StoreError> {
+        let fields = row.fields();
+        self.update_indexes::<T>(id, &[], &fields)?;
+        let bytes = encode(row);
+        self.txn.open_table(rows_def(T::TABLE))?.insert(id, bytes.as_slice())?;
+        let changes = audit::diff(&[], &fields);
+        self.audit(T::TABLE, id, AuditAction::Create, changes, None)?;
+        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        Ok(())
+    }
+
+    /// Replaces a row; indexes and the audit diff follow. Returns the field changes.
+    pub fn update<T: Entity>(&mut self, id: u64, row: &T) -> Result<Vec<FieldChange>, StoreError> {
+        self.update_as(id, row, AuditAction::Update, None)
+    }
+
+    /// [`Tx::update`] recorded as a named action (e.g. "assign") with an optional note.
+    pub fn update_as<T: Entity>(
+        &mut self,
+        id: u64,
+        row: &T,
+        action: AuditAction,
+        note: Option<String>,
+    ) -> Result<Vec<FieldChange>, StoreError> {
+        let old = self.must_get::<T>(id)?;
+        let old_fields = old.fields();
+        let new_fields = row.fields();
+        let changes = audit::diff(&old_fields, &new_fields);
+        self.update_indexes::<T>(id, &old_fields, &new_fields)?;
+        let bytes = encode(row);
+        self.txn.open_table(rows_def(T::TABLE))?.insert(id, bytes.as_slice())?;
+        if !changes.is_empty() || note.is_some() || action != AuditAction::Update {
+            self.audit(T::TABLE, id, action, changes.clone(), note)?;
+        }
+        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        Ok(changes)
+    }
+
+    pub fn delete<T: Entity>(&mut self, id: u64) -> Result<T, StoreError> {
+        let old = self.must_get::<T>(id)?;
+        let old_fields = old.fields();
+        self.update_indexes::<T>(id, &old_fields, &[])?;
+        self.txn.open_table(rows_def(T::TABLE))?.remove(id)?;
+        let changes = audit::diff(&old_fields, &[]);
+        self.audit(T::TABLE, id, AuditAction::Delete, changes, None)?;
+        self.changes.push(Change { table: T::TABLE.to_string(), id, row: None });
+        Ok(old)
+    }
+
+    /// Records a domain event on a record without changing it.
+    pub fn note(&mut self, table: &str, id: u64, action: &str, note: impl Into<String>) -> Result<(), StoreError> {
+        self.audit(table, id, AuditAction::Other(action.to_string()), vec![], Some(note.into()))
+    }
+
+    fn audit(
+        &mut self,
+        table: &str,
+        record: u64,
+        action: AuditAction,
+        changes: Vec<FieldChange>,
+        note: Option<String>,
+    ) -> Result<(), StoreError> {
+        let entry = AuditEntry {
+            at: self.now,
+            actor_id: self.actor.user_id,
+            actor_label: self.actor.label.clone(),
+            table: table.to_string(),
+            record,
+            action,
+            changes,
+            note,
+        };
+        let audit_id = self.next_id("audit.log")?;
+        self.txn.open_table(AUDIT)?.insert(audit_id, encode(&entry).as_slice())?;
+        self.txn.open_table(AUDIT_BY_RECORD)?.insert((table, record, audit_id), ())?;
+        Ok(())
+    }
+
+    fn update_indexes<T: Entity>(
+        &mut self,
+        id: u64,
+        old: &[(&'static str, super::Value)],
+        new: &[(&'static str, super::Value)],
+    ) -> Result<(), StoreError> {
+        let find = |fields: &[(&'static str, super::Value)], name: &str| {
+            fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.index_keys()).unwrap_or_default()
+        };
+        for idx in T::INDEXES {
+            let old_keys = find(old, idx.field);
+            let new_keys = find(new, idx.field);
+            if old_keys == new_keys {
+                continue;
+            }
+            let name = index_table(T::TABLE, idx.name);
+            if idx.unique {
+                let mut t = self.txn.open_table(unique_def(&name))?;
+                for k in &old_keys {
+                    t.remove(k.as_slice())?;
+                }
+                for k in &new_keys {
+                    let existing = t.get(k.as_slice())?.map(|v| v.value());
+                    if let Some(existing) = existing
+                        && existing != id
+                    {
+                        return Err(StoreError::Unique { table: T::TABLE, field: idx.field, existing });
+                    }
+                    t.insert(k.as_slice(), id)?;
+                }
+            } else {
+                let mut t = self.txn.open_table(multi_def(&name))?;
+                for k in &old_keys {
+                    t.remove((k.as_slice(), id))?;
+                }
+                for k in &new_keys {
+                    t.insert((k.as_slice(), id), ())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A read transaction with typed helpers.
+pub struct ReadTx {
+    txn: ReadTransaction,
+}
+
+impl ReadTx {
+    pub(super) fn new(txn: ReadTransaction) -> Self {
+        ReadTx { txn }
+    }
+
+    pub fn raw(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
+    pub fn get<T: Entity>(&self, id: u64) -> Result<Option<T>, StoreError> {
+        let t = match self.txn.open_table(rows_def(T::TABLE)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let row = t.get(id)?;
+        row.map(|r| decode::<T>(r.value())).transpose()
+    }
+
+    pub fn find_unique<T: Entity>(&self, index: &str, key: &str) -> Result<Option<(u64, T)>, StoreError> {
+        let idx = match self.txn.open_table(unique_def(&index_table(T::TABLE, index))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(k) = super::Value::text(key).index_keys().into_iter().next() else {
+            return Ok(None);
+        };
+        match idx.get(k.as_slice())?.map(|v| v.value()) {
+            Some(id) => Ok(self.get::<T>(id)?.map(|r| (id, r))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn find_by<T: Entity>(&self, index: &str, key: &super::Value) -> Result<Vec<u64>, StoreError> {
+        let idx = match self.txn.open_table(multi_def(&index_table(T::TABLE, index))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for k in key.index_keys() {
+            for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
+                out.push(item?.0.value().1);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every row of a table, decoded, in id order.
+    pub fn all<T: Entity>(&self) -> Result<Vec<(u64, T)>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_raw(T::TABLE, |id, bytes| {
+            out.push((id, decode::<T>(bytes)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Visits every encoded row of a table in id order (a missing table has no rows).
+    pub fn for_each_raw(
+        &self,
+        table: &str,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let t = match self.txn.open_table(rows_def(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for item in t.iter()? {
+            let (k, v) = item?;
+            f(k.value(), v.value())?;
+        }
+        Ok(())
+    }
+
+    pub fn count(&self, table: &str) -> Result<u64, StoreError> {
+        match self.txn.open_table(rows_def(table)) {
+            Ok(t) => Ok(t.len()?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Highest id handed out for `table` so far.
+    pub fn last_id(&self, table: &str) -> Result<u64, StoreError> {
+        let meta = self.txn.open_table(META)?;
+        Ok(meta.get(table)?.map(|v| v.value()).unwrap_or(0))
+    }
+}

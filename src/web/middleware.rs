@@ -1,0 +1,264 @@
+//! The request pipeline: request id, session, CSRF check, error pages, security headers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::web::cookie::{Cookie, SameSite};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use super::Ctx;
+use super::layout::{self, Flash};
+use crate::App;
+use crate::auth::{CSRF_COOKIE, session};
+use crate::error::AppError;
+
+/// Largest form body we buffer to find the CSRF field (CSV uploads included).
+const MAX_FORM_BODY: usize = 64 * 1024 * 1024;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+fn request_id() -> String {
+    let mut b = [0u8; 8];
+    rand::fill(&mut b);
+    hex::encode(b)
+}
+
+/// Wraps the whole router.
+pub async fn pipeline<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let Some(app) = req.data::<App>().cloned() else {
+        return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    };
+    let rid = request_id();
+    let now = app.store.now();
+    let method = req.method().clone();
+    let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path = req.uri().path().to_string();
+
+    // Session -> principal.
+    let mut user = None;
+    if let Some(c) = cookie(&req, session::COOKIE)
+        && let Some((key, s)) = app.auth.sessions.check(&c, now)
+        && let Some(p) = app.auth.directory.principal(s.user_id, key.clone())
+    {
+        user = Some(Arc::new(p));
+        if app.auth.sessions.touch(&key, now) {
+            app.auth.sessions.persist_touch(&app.store, &key);
+        }
+    }
+
+    // CSRF binding: the session, or an anonymous nonce cookie made on first sight.
+    let mut new_nonce = None;
+    let binding = match (&user, cookie(&req, CSRF_COOKIE)) {
+        (Some(u), _) => u.session_key.clone(),
+        (None, Some(c)) if c.len() >= 16 => c,
+        (None, _) => {
+            let n = session::new_token();
+            new_nonce = Some(n.clone());
+            n
+        }
+    };
+    let csrf = app.auth.csrf_token(&binding);
+
+    let flash = cookie(&req, layout::FLASH_COOKIE).and_then(|c| Flash::decode(&c));
+    let hx = req.headers().contains_key("hx-request");
+    let boosted = req.headers().contains_key("hx-boosted");
+    let ctx = Arc::new(Ctx {
+        request_id: rid.clone(),
+        user,
+        csrf: csrf.clone(),
+        fragment: hx && !boosted,
+        uri: uri.clone(),
+        flash: flash.clone(),
+    });
+    req.extensions_mut().insert(ctx.clone());
+
+    let unsafe_method = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let exempt = app.csrf_exempt.iter().any(|p| path.starts_with(p.as_str()));
+    let mut result = if unsafe_method && !exempt {
+        match check_csrf(&app, &mut req, &binding).await {
+            Ok(()) => ep.call(req).await.map(IntoResponse::into_response),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        ep.call(req).await.map(IntoResponse::into_response)
+    };
+
+    let mut resp = match result.as_mut() {
+        Ok(_) => result.unwrap_or_else(|_| Response::default()),
+        Err(_) => {
+            let err = result.err().map(poem_to_app).unwrap_or(AppError::NotFound);
+            error_response(&app, &ctx, err)
+        }
+    };
+
+    let h = resp.headers_mut();
+    h.insert("x-request-id", HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("-")));
+    h.insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    if app.auth.secure_cookies {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(n) = new_nonce {
+        let mut c = Cookie::new_with_str(CSRF_COOKIE, n);
+        c.set_http_only(true);
+        c.set_same_site(SameSite::Lax);
+        c.set_path("/");
+        c.set_secure(app.auth.secure_cookies);
+        append_cookie(&mut resp, &c);
+    }
+    // A flash is shown once: clear it after a page that rendered it.
+    if flash.is_some()
+        && !resp
+            .headers()
+            .get(header::SET_COOKIE)
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with(layout::FLASH_COOKIE))
+        && resp.status() == StatusCode::OK
+    {
+        let mut c = Cookie::new_with_str(layout::FLASH_COOKIE, "");
+        c.set_path("/");
+        c.set_max_age(std::time::Duration::ZERO);
+        append_cookie(&mut resp, &c);
+    }
+
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(request_id = %rid, %method, path = %path, status, ms, "request failed");
+    } else {
+        tracing::debug!(request_id = %rid, %method, path = %path, status, ms, "request");
+    }
+    Ok(resp)
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+}
+
+pub fn append_cookie(resp: &mut Response, c: &Cookie) {
+    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn poem_to_app(e: poem::Error) -> AppError {
+    if e.is::<AppError>() {
+        return e.downcast::<AppError>().unwrap_or(AppError::NotFound);
+    }
+    let status = e.status();
+    match status {
+        StatusCode::NOT_FOUND => AppError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => AppError::BadRequest("This address does not accept that method.".into()),
+        s if s.is_client_error() => AppError::BadRequest(e.to_string()),
+        _ => AppError::internal(e.to_string()),
+    }
+}
+
+/// Checks the token in `X-CSRF-Token` or the form's `csrf_token` field, and the Origin.
+async fn check_csrf(app: &App, req: &mut Request, binding: &str) -> Result<(), AppError> {
+    let forbidden = |why: &str| {
+        tracing::warn!(reason = why, "CSRF check failed");
+        AppError::Forbidden
+    };
+    if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && origin != "null"
+    {
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let origin_host = origin.split("://").nth(1).unwrap_or("");
+        if origin_host != host {
+            return Err(forbidden("cross-origin request"));
+        }
+    }
+    if let Some(t) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+        return if app.auth.csrf_ok(binding, t) { Ok(()) } else { Err(forbidden("bad header token")) };
+    }
+    let ctype = req.content_type().unwrap_or("").to_string();
+    let body = req
+        .take_body()
+        .into_bytes_limit(MAX_FORM_BODY)
+        .await
+        .map_err(|_| AppError::BadRequest("The request body is too large.".into()))?;
+    let token = if ctype.starts_with("application/x-www-form-urlencoded") {
+        form_urlencoded_field(&body, "csrf_token")
+    } else if ctype.starts_with("multipart/form-data") {
+        multipart_field(&ctype, body.clone(), "csrf_token").await
+    } else {
+        None
+    };
+    req.set_body(body);
+    match token {
+        Some(t) if app.auth.csrf_ok(binding, &t) => Ok(()),
+        Some(_) => Err(forbidden("bad form token")),
+        None => Err(forbidden("missing token")),
+    }
+}
+
+pub fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+async fn multipart_field(ctype: &str, body: bytes::Bytes, name: &str) -> Option<String> {
+    let boundary = multer::parse_boundary(ctype).ok()?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = mp.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
+/// Renders an error as a page (or a redirect to the login page).
+pub fn error_response(app: &App, ctx: &Ctx, err: AppError) -> Response {
+    match &err {
+        AppError::Unauthenticated { next } => {
+            if ctx.fragment {
+                // htmx follows HX-Redirect with a full navigation.
+                return Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .header("HX-Redirect", super::paths::login(Some(next)))
+                    .finish();
+            }
+            return Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header(header::LOCATION, super::paths::login(Some(next)))
+                .finish();
+        }
+        AppError::Internal(e) => {
+            tracing::error!(request_id = %ctx.request_id, error = format!("{e:#}"), "internal error");
+        }
+        _ => {}
+    }
+    let status = err.status();
+    let (title, message) = match &err {
+        AppError::Forbidden => ("Forbidden", "You do not have permission to see this page or do this.".to_string()),
+        AppError::NotFound => ("Not found", "There is nothing at this address.".to_string()),
+        AppError::Internal(_) => ("Something went wrong", "The error has been logged.".to_string()),
+        other => ("Request refused", other.to_string()),
+    };
+    let body = layout::error_page(app, ctx, status.as_u16(), title, &message);
+    let mut resp = body.into_response();
+    resp.set_status(status);
+    resp
+}

@@ -1,0 +1,90 @@
+//! Typed paths: every URL the templates link to is built here.
+
+pub fn home() -> String {
+    "/".into()
+}
+pub fn login(next: Option<&str>) -> String {
+    match next {
+        Some(n) if !n.is_empty() && n != "/" => format!("/login?next={}", urlencode(n)),
+        _ => "/login".into(),
+    }
+}
+pub fn logout() -> String {
+    "/logout".into()
+}
+pub fn admin_index() -> String {
+    "/admin/".into()
+}
+pub fn admin_list(slug: &str) -> String {
+    format!("/admin/{slug}/")
+}
+pub fn admin_new(slug: &str) -> String {
+    format!("/admin/{slug}/new")
+}
+pub fn admin_edit(slug: &str, id: u64) -> String {
+    format!("/admin/{slug}/{id}/")
+}
+pub fn admin_delete(slug: &str, id: u64) -> String {
+    format!("/admin/{slug}/{id}/delete")
+}
+pub fn admin_history(slug: &str, id: u64) -> String {
+    format!("/admin/{slug}/{id}/history")
+}
+pub fn admin_export(slug: &str, query: &str) -> String {
+    if query.is_empty() { format!("/admin/{slug}/export.csv") } else { format!("/admin/{slug}/export.csv?{query}") }
+}
+pub fn admin_import(slug: &str) -> String {
+    format!("/admin/{slug}/import")
+}
+pub fn admin_import_job(slug: &str, job: u64) -> String {
+    format!("/admin/{slug}/import/{job}")
+}
+pub fn admin_bulk(slug: &str) -> String {
+    format!("/admin/{slug}/bulk")
+}
+pub fn admin_lookup(slug: &str) -> String {
+    format!("/admin/{slug}/lookup")
+}
+pub fn inventory() -> String {
+    "/inventory".into()
+}
+pub fn inventory_person(employee: u64) -> String {
+    format!("/inventory/people/{employee}")
+}
+pub fn inventory_people() -> String {
+    "/inventory/people".into()
+}
+pub fn item_assign(item: u64) -> String {
+    format!("/inventory/items/{item}/assign")
+}
+pub fn item_panel(item: u64) -> String {
+    format!("/inventory/items/{item}/panel")
+}
+pub fn assignment_return(assignment: u64) -> String {
+    format!("/inventory/assignments/{assignment}/return")
+}
+pub fn setup(token: &str) -> String {
+    format!("/setup/{token}")
+}
+
+/// Percent-encodes a query-string component.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Builds a query string from pairs, skipping empty values.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}

@@ -1,0 +1,109 @@
+//! Pins the stored encoding of every stored type: a format change must be a new envelope
+//! version, never a silent change of these bytes.
+
+use bravely::auth::{Group, User};
+use bravely::inventory::{Assignment, Item, ItemKind};
+use bravely::money::{Currency, Money};
+use bravely::people::Employee;
+use bravely::store::{AuditAction, AuditEntry, Entity, FieldChange, Value, decode, encode};
+use chrono::{DateTime, NaiveDate, Utc};
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("valid")
+}
+
+fn at() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T09:30:00Z").expect("valid").with_timezone(&Utc)
+}
+
+fn check<T: Entity + PartialEq + std::fmt::Debug>(value: T, golden: &str) {
+    let bytes = encode(&value);
+    assert_eq!(hex::encode(&bytes), golden, "encoding of {} changed", T::TABLE);
+    let back: T = decode(&hex::decode(golden).expect("hex")).expect("golden bytes decode");
+    assert_eq!(back, value, "{} round trip", T::TABLE);
+}
+
+#[test]
+fn stored_types_have_pinned_encodings() {
+    let eur = Currency::parse("EUR").expect("valid");
+    check(
+        User {
+            email: "ana@example.com".into(),
+            name: "Ana".into(),
+            active: true,
+            superuser: false,
+            password_hash: Some("$argon2id$x".into()),
+            groups: vec![1, 2],
+            permissions: vec!["items.view".into()],
+            created_at: at(),
+            last_login: None,
+        },
+        GOLDEN_USER,
+    );
+    check(Group { name: "Office".into(), permissions: vec!["items.change".into()] }, GOLDEN_GROUP);
+    check(
+        Employee {
+            name: "Ana Nowak".into(),
+            work_email: "ana@example.com".into(),
+            title: "Developer".into(),
+            team: Some("Web".into()),
+            start_date: day(2024, 5, 1),
+            end_date: None,
+            active: true,
+        },
+        GOLDEN_EMPLOYEE,
+    );
+    check(ItemKind { name: "Laptop".into(), tracking: "serialised".into(), low_stock: Some(3) }, GOLDEN_KIND);
+    check(
+        Item {
+            kind: 1,
+            name: "ThinkPad".into(),
+            serial: Some("PF-1".into()),
+            purchase_date: Some(day(2025, 1, 10)),
+            cost: Some(Money::new(149_900, eur)),
+            warranty_end: None,
+            quantity: 1,
+            notes: None,
+            assignee: Some(7),
+            assigned_qty: 0,
+        },
+        GOLDEN_ITEM,
+    );
+    check(
+        Assignment {
+            item: 1,
+            employee: 7,
+            quantity: 1,
+            assigned_on: day(2025, 2, 1),
+            returned_on: None,
+            note: Some("new".into()),
+        },
+        GOLDEN_ASSIGNMENT,
+    );
+    check(
+        AuditEntry {
+            at: at(),
+            actor_id: Some(1),
+            actor_label: "Ana".into(),
+            table: "people.employees".into(),
+            record: 3,
+            action: AuditAction::Update,
+            changes: vec![FieldChange {
+                field: "title".into(),
+                old: Value::text("Dev"),
+                new: Value::Money(Money::new(5, eur)),
+            }],
+            note: None,
+        },
+        GOLDEN_AUDIT,
+    );
+}
+
+const GOLDEN_USER: &str = "000f616e61406578616d706c652e636f6d03416e610100010b246172676f6e3269642478020102010a6974656d732e7669657714323032362d30332d30325430393a33303a30305a00";
+const GOLDEN_GROUP: &str = "00064f6666696365010c6974656d732e6368616e6765";
+const GOLDEN_EMPLOYEE: &str =
+    "0009416e61204e6f77616b0f616e61406578616d706c652e636f6d09446576656c6f70657201035765620a323032342d30352d30310001";
+const GOLDEN_KIND: &str = "00064c6170746f700a73657269616c697365640106";
+const GOLDEN_ITEM: &str = "0001085468696e6b506164010450462d31010a323032352d30312d31300198a612455552000200010700";
+const GOLDEN_ASSIGNMENT: &str = "000107020a323032352d30322d30310001036e6577";
+const GOLDEN_AUDIT: &str = "0014323032362d30332d30325430393a33303a30305a010103416e611070656f706c652e656d706c6f79656573030101057469746c650103446576060a45555200";

@@ -1,0 +1,166 @@
+//! Spawns the real app on port 0 with a temporary data directory and a manual clock.
+
+use std::net::SocketAddr;
+
+use bravely::App;
+use bravely::clock::Clock;
+use bravely::config::Config;
+use bravely::store::Actor;
+use chrono::{DateTime, Utc};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub app: App,
+    pub addr: SocketAddr,
+    pub clock: Clock,
+    /// Removed when the test ends.
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z").expect("valid").with_timezone(&Utc)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn_in(dir).await
+    }
+
+    pub async fn spawn_in(dir: tempfile::TempDir) -> TestApp {
+        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let clock = Clock::manual(start_time());
+        let app = App::open(config, clock.clone()).expect("app opens");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
+        let ep = app.endpoint();
+        tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(ep).await;
+        });
+        TestApp { app, addr, clock, _dir: dir }
+    }
+
+    /// Creates a user directly (superuser or with the given permissions).
+    pub async fn user(&self, email: &str, superuser: bool, perms: &[&str]) -> u64 {
+        let hash = bravely::auth::password::hash(PASSWORD).expect("hash");
+        let perms: Vec<String> = perms.iter().map(|p| p.to_string()).collect();
+        let email = email.to_string();
+        self.app
+            .store
+            .write(Actor::system("test"), move |tx| {
+                let u = bravely::auth::User {
+                    email: email.clone(),
+                    name: format!("User {email}"),
+                    active: true,
+                    superuser,
+                    password_hash: Some(hash),
+                    groups: vec![],
+                    permissions: perms,
+                    created_at: tx.now(),
+                    last_login: None,
+                };
+                Ok(tx.insert(&u)?)
+            })
+            .await
+            .expect("user created")
+    }
+
+    /// A client with a cookie jar that does not follow redirects.
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: format!("http://{}", self.addr),
+        }
+    }
+
+    /// A signed-in client.
+    pub async fn login(&self, email: &str) -> Client {
+        let c = self.client();
+        let r = c.login(email, PASSWORD).await;
+        assert_eq!(r.status(), 303, "login of {email} should succeed");
+        c
+    }
+
+    pub async fn demo(&self, employees: usize, items: usize) {
+        let store = self.app.store.clone();
+        let currency = self.app.currency;
+        let today = self.app.today();
+        tokio::task::spawn_blocking(move || {
+            bravely::demo::fill(&store, &bravely::demo::Plan { employees, items }, currency, today, &|_, _| {})
+        })
+        .await
+        .expect("join")
+        .expect("demo data");
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf-token\" content=\"";
+    let start = html.find(marker).map(|i| i + marker.len()).expect("page has a csrf meta tag");
+    html[start..].split('"').next().unwrap_or_default().to_string()
+}
+
+impl Client {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.expect("request")
+    }
+
+    pub async fn text(&self, path: &str) -> (u16, String) {
+        let r = self.get(path).await;
+        let s = r.status().as_u16();
+        (s, r.text().await.unwrap_or_default())
+    }
+
+    /// The CSRF token for this client's session (from any HTML page).
+    pub async fn csrf(&self) -> String {
+        let (_, html) = self.text("/login").await;
+        if html.contains("csrf-token") {
+            return csrf_of(&html);
+        }
+        let (_, html) = self.text("/").await;
+        csrf_of(&html)
+    }
+
+    /// POSTs a form with a valid CSRF token added.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf().await;
+        let mut f: Vec<(&str, &str)> = form.to_vec();
+        f.push(("csrf_token", &token));
+        self.http.post(format!("{}{path}", self.base)).form(&f).send().await.expect("request")
+    }
+
+    pub async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).form(form).send().await.expect("request")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post("/login", &[("email", email), ("password", password), ("next", "/")]).await
+    }
+}
+
+/// Rows of the first `table.list` on a page, as cell texts.
+pub fn table_rows(html: &str) -> Vec<Vec<String>> {
+    let doc = scraper::Html::parse_document(html);
+    let row = scraper::Selector::parse("table.list tbody tr").expect("selector");
+    let cell = scraper::Selector::parse("td").expect("selector");
+    doc.select(&row)
+        .map(|r| r.select(&cell).map(|c| c.text().collect::<String>().trim().to_string()).collect())
+        .filter(|r: &Vec<String>| !(r.len() == 1 && r[0].contains("Nothing here")))
+        .collect()
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}

@@ -1,0 +1,11 @@
+//! The one integration-test binary: the real app over HTTP.
+
+mod harness;
+
+mod admin;
+mod auth;
+mod cli;
+mod crash;
+mod golden;
+mod inventory;
+mod permissions;

@@ -1,0 +1,167 @@
+//! Every registered route, tried as anonymous, as a user without permissions, as a user with
+//! exactly the permission the route declares, and as a superuser.
+
+use bravely::web::Access;
+use poem::http::Method;
+
+use crate::harness::{TestApp, location};
+
+/// Fills path parameters with values that exist.
+fn concrete(path: &str, slug: &str) -> String {
+    path.replace(":slug", slug)
+        .replace(":id", "1")
+        .replace(":job", "1")
+        .replace(":token", "not-a-token")
+        .replace("*path", "app.css")
+}
+
+fn perm_for(access: &Access, slug: &str) -> Option<String> {
+    match access {
+        Access::Perm(p) => Some(p.clone()),
+        Access::Resource(a) => Some(format!("{slug}.{a}")),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_declared_access() {
+    let t = TestApp::spawn().await;
+    t.demo(5, 10).await;
+    t.user("root@example.com", true, &[]).await;
+    t.user("nobody@example.com", false, &[]).await;
+    let routes = t.app.route_table();
+    assert!(routes.len() > 20, "routes are registered");
+    let slugs: Vec<&str> = t.app.registry.resources().map(|r| r.def().slug).collect();
+    let anon = t.client();
+    let nobody = t.login("nobody@example.com").await;
+    let root = t.login("root@example.com").await;
+    let mut checked = 0;
+    for route in &routes {
+        let slug_list: Vec<&str> = if route.path.contains(":slug") { slugs.clone() } else { vec!["-"] };
+        for slug in slug_list {
+            let path = concrete(&route.path, slug);
+            // Logging out would end the session used for the other checks.
+            if path == "/logout" {
+                continue;
+            }
+            let send = |c: &crate::harness::Client| {
+                let path = path.clone();
+                let method = route.method.clone();
+                let http = c.http.clone();
+                let base = c.base.clone();
+                async move {
+                    let token = {
+                        let html = http
+                            .get(format!("{base}/login"))
+                            .send()
+                            .await
+                            .expect("get")
+                            .text()
+                            .await
+                            .unwrap_or_default();
+                        if html.contains("csrf-token") {
+                            crate::harness::csrf_of(&html)
+                        } else {
+                            let html = http
+                                .get(format!("{base}/"))
+                                .send()
+                                .await
+                                .expect("get")
+                                .text()
+                                .await
+                                .unwrap_or_default();
+                            crate::harness::csrf_of(&html)
+                        }
+                    };
+                    let req = if method == Method::GET {
+                        http.get(format!("{base}{path}"))
+                    } else {
+                        http.request(method, format!("{base}{path}")).header("X-CSRF-Token", token).form(&[("x", "y")])
+                    };
+                    req.send().await.expect("request")
+                }
+            };
+            let a = send(&anon).await;
+            match &route.access {
+                Access::Public => assert_ne!(a.status(), 403, "{} {path} is public", route.method),
+                _ => {
+                    assert_eq!(a.status(), 303, "{} {path}: anonymous is sent to sign in", route.method);
+                    assert!(location(&a).starts_with("/login"), "{} {path}", route.method);
+                }
+            }
+            let n = send(&nobody).await;
+            match &route.access {
+                Access::Public | Access::SignedIn => assert_ne!(n.status(), 403, "{} {path}", route.method),
+                _ => assert_eq!(n.status(), 403, "{} {path}: no permission means 403", route.method),
+            }
+            if let Some(perm) = perm_for(&route.access, slug) {
+                let email = format!("{}-{}@example.com", perm.replace('.', "-"), checked);
+                t.user(&email, false, &[perm.as_str()]).await;
+                let holder = t.login(&email).await;
+                let h = send(&holder).await;
+                assert_ne!(h.status(), 403, "{} {path}: holder of {perm} is let through", route.method);
+                assert!(!location(&h).starts_with("/login"), "{} {path}: holder of {perm} is signed in", route.method);
+            }
+            let s = send(&root).await;
+            assert_ne!(s.status(), 403, "{} {path}: superuser", route.method);
+            assert!(s.status().as_u16() < 500, "{} {path}: superuser got {}", route.method, s.status());
+            checked += 1;
+        }
+    }
+    assert!(checked > 80, "checked {checked} route/resource pairs");
+}
+
+#[tokio::test]
+async fn view_permission_shows_a_read_only_form_and_hides_actions() {
+    let t = TestApp::spawn().await;
+    t.demo(3, 0).await;
+    t.user("viewer@example.com", false, &["employees.view"]).await;
+    let c = t.login("viewer@example.com").await;
+    let (s, html) = c.text("/admin/employees/1/").await;
+    assert_eq!(s, 200);
+    assert!(html.contains("readonly-value"), "fields are read-only");
+    assert!(!html.contains(">Save<"), "no save button");
+    let (_, list) = c.text("/admin/employees/").await;
+    assert!(!list.contains("Add employee"));
+    assert!(!list.contains("row-select"), "no bulk delete without the delete permission");
+    let (_, index) = c.text("/admin/").await;
+    assert!(index.contains("Employees") && !index.contains("Item kinds"), "index lists only visible resources");
+}
+
+#[tokio::test]
+async fn group_permissions_apply_to_members() {
+    let t = TestApp::spawn().await;
+    t.user("root@example.com", true, &[]).await;
+    let member = t.user("member@example.com", false, &[]).await;
+    let root = t.login("root@example.com").await;
+    let r = root
+        .post(
+            "/admin/groups/new",
+            &[("name", "Office"), ("permissions", "items.view"), ("permissions", "items.change")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let m = t.login("member@example.com").await;
+    assert_eq!(m.get("/admin/items/").await.status(), 403);
+    let r = root
+        .post(
+            &format!("/admin/users/{member}/"),
+            &[("email", "member@example.com"), ("name", "Member"), ("active", "on"), ("groups", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(m.get("/admin/items/").await.status(), 200, "the group's permission now applies");
+    assert_eq!(m.get("/admin/employees/").await.status(), 403);
+}
+
+#[tokio::test]
+async fn the_last_superuser_cannot_be_demoted() {
+    let t = TestApp::spawn().await;
+    let id = t.user("root@example.com", true, &[]).await;
+    let c = t.login("root@example.com").await;
+    let r = c
+        .post(&format!("/admin/users/{id}/"), &[("email", "root@example.com"), ("name", "Root"), ("active", "on")])
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap_or_default().contains("last active superuser"));
+}

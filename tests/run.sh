@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Bravely's test command (what README and CI run):
+#
+#   ./tests/run.sh
+#
+# Steps, each under a "==== ... ====" header:
+#   deps    install what is missing, idempotently: Debian's chromium (apt, only
+#           when /usr/bin/chromium is absent), rustfmt/clippy (rustup, only
+#           when absent), e2e/node_modules (npm ci, only when missing or when
+#           e2e/package*.json changed since the last install)
+#   fmt     cargo fmt --check
+#   clippy  cargo clippy --all-targets -- -D warnings
+#   test    cargo nextest run --all-targets (or cargo test --all-targets)
+#   build   cargo build --bin bravely
+#   e2e     e2e/run.sh <target>/debug/bravely   (browser tests, node:test)
+# A failing step does not stop the later independent ones (e2e needs build);
+# the script exits non-zero if any step failed, after a summary and, when
+# every test runner's counts could be read, one "tests: N passed, M failed"
+# line adding them up.
+#
+# Environment:
+#   SKIP_E2E=1           skip chromium install, build and browser tests
+#   TEST_RUNNER=cargo    use `cargo test` even when cargo-nextest is present
+#   CARGO_TARGET_DIR     respected (relative paths are taken from the caller's cwd)
+#   CHROMIUM_PATH        browser for the e2e tests (default /usr/bin/chromium)
+set -euo pipefail
+
+# Resolve a relative CARGO_TARGET_DIR against the caller's cwd before we cd.
+if [[ -n ${CARGO_TARGET_DIR:-} && ${CARGO_TARGET_DIR} != /* ]]; then
+  export CARGO_TARGET_DIR=$PWD/$CARGO_TARGET_DIR
+fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+SKIP_E2E=${SKIP_E2E:-0}
+export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [[ ${CI:-} == true || ${CI:-} == 1 ]]; then
+  # Fresh clone every time: incremental compilation only costs time.
+  export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+fi
+
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bravely-tests.XXXXXX")
+trap 'rm -rf "$LOG_DIR"' EXIT
+
+# --- bookkeeping --------------------------------------------------------------
+STEP_NAMES=()
+STEP_RESULTS=()
+FAILED_STEPS=()
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+TOTAL_SKIPPED=0
+COUNTS_OK=1 # cleared when a test runner ran but its counts could not be read
+
+section() { printf '\n==== [%s] %s ====\n' "$(date +%H:%M:%S)" "$*"; }
+
+record() { # record NAME STATUS SECONDS
+  STEP_NAMES+=("$1")
+  if [[ $2 == skipped ]]; then
+    STEP_RESULTS+=("skipped")
+  elif (($2 == 0)); then
+    STEP_RESULTS+=("ok (${3}s)")
+  else
+    STEP_RESULTS+=("FAILED, exit $2 (${3}s)")
+    FAILED_STEPS+=("$1")
+  fi
+}
+
+# run_step NAME CMD... : run CMD under a header, tee its output to
+# $LOG_DIR/NAME.log, record the result. Returns CMD's status.
+run_step() {
+  local name=$1 status start=$SECONDS
+  shift
+  section "$name: $*"
+  { "$@" 2>&1 | tee "$LOG_DIR/$name.log"; } && status=0 || status=$?
+  record "$name" "$status" $((SECONDS - start))
+  return "$status"
+}
+
+# sum_matches FILE LINE_REGEX FIELD_REGEX : over the lines of FILE (ANSI codes
+# stripped) matching LINE_REGEX, sum the number in each FIELD_REGEX match
+# (FIELD_REGEX must contain exactly one number, e.g. '[0-9]+ passed').
+sum_matches() {
+  { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E "$2" | grep -oE "$3" || true; } |
+    { grep -oE '[0-9]+' || true; } | awk '{ s += $0 } END { print s + 0 }'
+}
+
+# count_tests KIND LOG : add a runner's pass/fail/skip counts to the totals.
+count_tests() {
+  local kind=$1 log=$2 passed failed skipped line
+  case $kind in
+  cargo) # "test result: ok. 12 passed; 0 failed; 1 ignored; ..." per test binary
+    line='^test result: '
+    if ! grep -qE "$line" "$log"; then COUNTS_OK=0; return 0; fi
+    passed=$(sum_matches "$log" "$line" '[0-9]+ passed')
+    failed=$(sum_matches "$log" "$line" '[0-9]+ failed')
+    skipped=$(sum_matches "$log" "$line" '[0-9]+ ignored')
+    ;;
+  nextest) # "     Summary [   1.2s] 12 tests run: 11 passed, 1 failed, 2 skipped"
+    line='^ *Summary \[.*[0-9]+ tests? run:'
+    if ! sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -qE "$line"; then COUNTS_OK=0; return 0; fi
+    passed=$(sum_matches "$log" "$line" '[0-9]+ passed')
+    failed=$(($(sum_matches "$log" "$line" '[0-9]+ failed') + $(sum_matches "$log" "$line" '[0-9]+ timed out')))
+    skipped=$(sum_matches "$log" "$line" '[0-9]+ skipped')
+    ;;
+  node) # spec reporter summary: "ℹ pass 5", "ℹ fail 0", "ℹ cancelled 0", "ℹ skipped 1"
+    if ! sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -qE '^ℹ pass [0-9]+'; then COUNTS_OK=0; return 0; fi
+    passed=$(sum_matches "$log" '^ℹ pass ' '[0-9]+')
+    failed=$(($(sum_matches "$log" '^ℹ fail ' '[0-9]+') + $(sum_matches "$log" '^ℹ cancelled ' '[0-9]+')))
+    skipped=$(($(sum_matches "$log" '^ℹ skipped ' '[0-9]+') + $(sum_matches "$log" '^ℹ todo ' '[0-9]+')))
+    ;;
+  esac
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+  TOTAL_SKIPPED=$((TOTAL_SKIPPED + skipped))
+}
+
+# --- deps ---------------------------------------------------------------------
+as_root() {
+  if ((EUID == 0)); then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root for: $*" >&2
+    return 1
+  fi
+}
+
+apt_install() { # apt_install PKG... ; runs apt-get update first (only called when something is missing)
+  export DEBIAN_FRONTEND=noninteractive
+  local try
+  for try in 1 2; do
+    if as_root apt-get update -qq </dev/null &&
+      as_root apt-get install -y -qq --no-install-recommends "$@" </dev/null; then
+      return 0
+    fi
+    echo "apt-get failed (try $try)" >&2
+    sleep 3
+  done
+  return 1
+}
+
+# Note: ensure_deps runs inside run_step's `{ ...; } || ...`, where `set -e`
+# is off, hence the explicit `|| return 1` on every step that matters.
+ensure_deps() {
+  # Rust components (rustup downloads nothing when they are already there,
+  # but we don't even ask then).
+  local components=()
+  cargo fmt --version >/dev/null 2>&1 || components+=(rustfmt)
+  cargo clippy --version >/dev/null 2>&1 || components+=(clippy)
+  if ((${#components[@]})); then
+    echo "installing rust components: ${components[*]}"
+    rustup component add "${components[@]}" || return 1
+  fi
+  echo "rust: $(rustc --version); $(cargo fmt --version); $(cargo clippy --version)"
+
+  if [[ $SKIP_E2E == 1 ]]; then
+    echo "SKIP_E2E=1: not checking chromium / node modules"
+    return 0
+  fi
+
+  # Browser: Debian's Chromium (playwright's own browser downloads can't work here).
+  if [[ ! -x $CHROMIUM_PATH ]]; then
+    echo "installing chromium (apt)"
+    apt_install chromium fonts-dejavu-core || return 1
+  fi
+  # curl: used by e2e/run.sh for the health check.
+  if ! command -v curl >/dev/null; then
+    apt_install curl ca-certificates || return 1
+  fi
+  echo "browser: $("$CHROMIUM_PATH" --version 2>/dev/null | tail -n 1)"
+
+  # Node modules of the e2e suite, re-installed when the manifest/lock changes.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node and npm are required for the e2e tests (or set SKIP_E2E=1)" >&2
+    return 1
+  fi
+  local stamp=e2e/node_modules/.bravely-lock.sha256 want
+  want=$(cat e2e/package.json e2e/package-lock.json | sha256sum | cut -d' ' -f1) || return 1
+  if [[ ! -d e2e/node_modules || ! -f $stamp || $(<"$stamp") != "$want" ]]; then
+    echo "installing e2e node modules (npm ci)"
+    (cd e2e && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    echo "$want" >"$stamp"
+  fi
+  echo "node $(node --version), playwright-core $(node -p "require('./e2e/node_modules/playwright-core/package.json').version")"
+}
+
+run_step deps ensure_deps || {
+  echo "dependency setup failed; not running the tests" >&2
+  exit 1
+}
+
+# Where cargo puts binaries (honours CARGO_TARGET_DIR and .cargo/config).
+TARGET_DIR=$(cargo metadata --no-deps --format-version 1 2>/dev/null |
+  grep -oE '"target_directory":"[^"]*"' | head -n 1 | sed -E 's/.*:"(.*)"/\1/') || true
+TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
+
+# --- static checks -------------------------------------------------------------
+run_step fmt cargo fmt --all --check || true
+run_step clippy cargo clippy --all-targets -- -D warnings || true
+
+# --- unit + integration tests ---------------------------------------------------------
+if [[ ${TEST_RUNNER:-nextest} == nextest ]] && cargo nextest --version >/dev/null 2>&1; then
+  run_step test cargo nextest run --all-targets --no-fail-fast --no-tests=warn || true
+  count_tests nextest "$LOG_DIR/test.log"
+else
+  run_step test cargo test --all-targets --no-fail-fast || true
+  count_tests cargo "$LOG_DIR/test.log"
+fi
+
+# --- browser end-to-end tests ---------------------------------------------------
+if [[ $SKIP_E2E == 1 ]]; then
+  section "e2e: skipped (SKIP_E2E=1)"
+  record build skipped 0
+  record e2e skipped 0
+elif run_step build cargo build --bin bravely; then
+  run_step e2e bash e2e/run.sh "$TARGET_DIR/debug/bravely" || true
+  count_tests node "$LOG_DIR/e2e.log"
+else
+  record e2e skipped 0
+fi
+
+# --- summary -------------------------------------------------------------------
+section summary
+for i in "${!STEP_NAMES[@]}"; do
+  printf '  %-8s %s\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}"
+done
+if ((${#FAILED_STEPS[@]})); then
+  echo "FAILED steps: ${FAILED_STEPS[*]}"
+else
+  echo "all steps passed"
+fi
+if ((COUNTS_OK)); then
+  printf 'tests: %d passed, %d failed, %d skipped\n' "$TOTAL_PASSED" "$TOTAL_FAILED" "$TOTAL_SKIPPED"
+fi
+if ((${#FAILED_STEPS[@]})); then
+  exit 1
+fi
