@@ -9,7 +9,7 @@ use crate::error::AppResult;
 use crate::inventory::{Item, ItemKind, service};
 use crate::money::{Currency, Money};
 use crate::people::Employee;
-use crate::store::{Actor, Store};
+use crate::store::{Actor, Entity, Store};
 
 const FIRST: &[&str] = &[
     "Ada",
@@ -178,6 +178,8 @@ pub fn fill(
     done += KINDS.len() as u64;
     progress(done, total);
 
+    // Numbers in work emails continue after the employees already there, so a second run adds.
+    let existing = store.read()?.last_id(Employee::TABLE)? as usize;
     let mut employee_ids = Vec::with_capacity(plan.employees);
     let mut n = 0usize;
     while n < plan.employees {
@@ -190,9 +192,10 @@ pub fn fill(
                 Employee {
                     name: format!("{first} {last}"),
                     work_email: format!(
-                        "{}.{}.{i}@example.com",
+                        "{}.{}.{}@example.com",
                         ascii(first).to_lowercase(),
-                        ascii(last).to_lowercase()
+                        ascii(last).to_lowercase(),
+                        existing + i
                     ),
                     title: TITLES[rng.random_range(0..TITLES.len())].to_string(),
                     team: Some(TEAMS[rng.random_range(0..TEAMS.len())].to_string()),
@@ -216,6 +219,7 @@ pub fn fill(
         progress(done, total);
     }
 
+    let existing_items = store.read()?.last_id(Item::TABLE)? as usize;
     let mut n = 0usize;
     while n < plan.items {
         let mut batch = Vec::new();
@@ -237,7 +241,8 @@ pub fn fill(
             let item = Item {
                 kind: kind_ids[k],
                 name: model.to_string(),
-                serial: (!counted).then(|| format!("{}-{:06}", &ascii(kname)[..2].to_uppercase(), 100_000 + i)),
+                serial: (!counted)
+                    .then(|| format!("{}-{:06}", &ascii(kname)[..2].to_uppercase(), 100_000 + existing_items + i)),
                 purchase_date: Some(purchased),
                 cost: Some(Money::new(cost, currency)),
                 warranty_end: (!counted).then(|| purchased + Duration::days(365 * if k == 0 { 3 } else { 2 })),

@@ -185,7 +185,8 @@ impl App {
     }
 
     /// On an empty database, makes the one-time link for creating the first superuser.
-    pub fn setup_link(&self) -> Option<String> {
+    pub async fn setup_link(&self) -> Option<String> {
+        self.store.ready().await.ok()?;
         if self.auth.directory.user_count() > 0 {
             return None;
         }
@@ -224,9 +225,21 @@ fn healthz() -> &'static str {
 #[handler]
 fn readyz(app: Data<&App>) -> Response {
     let db = app.store.read().map(|r| r.count(User::TABLE_NAME).is_ok()).unwrap_or(false);
-    let body = serde_json::json!({ "ready": db, "checks": { "database": if db { "ok" } else { "unreadable" } } });
+    let loaded = app.store.load_state();
+    let ready = db && loaded == store::LoadState::Ready;
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {
+            "database": if db { "ok" } else { "unreadable" },
+            "read_models": match &loaded {
+                store::LoadState::Ready => "ok".to_string(),
+                store::LoadState::Loading => "loading".to_string(),
+                store::LoadState::Failed(e) => format!("failed: {e}"),
+            },
+        }
+    });
     let mut resp = Json(body).into_response();
-    if !db {
+    if !ready {
         resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
     }
     resp

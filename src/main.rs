@@ -126,7 +126,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = open(config)?;
-    if args.demo && app.registry.get("employees").is_some_and(|r| r.model().is_empty()) {
+    if args.demo && {
+        app.store.ready_blocking()?;
+        app.registry.get("employees").is_some_and(|r| r.model().is_empty())
+    } {
         tracing::info!("empty database: adding demo data");
         bravely::demo::fill(
             &app.store,
@@ -144,11 +147,14 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let acceptor = poem::listener::TcpAcceptor::from_std(std_listener)?;
         let endpoint = app.endpoint();
         tracing::info!("listening on http://{addr}");
-        if let Some(link) = app.setup_link() {
-            tracing::warn!(
-                "no users yet: open http://{addr}{link} to create the first administrator (the link works once)"
-            );
-        }
+        let first_run = app.clone();
+        tokio::spawn(async move {
+            if let Some(link) = first_run.setup_link().await {
+                tracing::warn!(
+                    "no users yet: open http://{addr}{link} to create the first administrator (the link works once)"
+                );
+            }
+        });
         let sessions = app.clone();
         tokio::spawn(async move {
             loop {

@@ -112,7 +112,7 @@ pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     if let Ok(bytes) = std::fs::read(&path) {
         let arr: [u8; 32] = bytes.try_into().map_err(|_| {
             anyhow::anyhow!(
-                "{} is not a 32-byte key; delete it to make a new one (signs you out everywhere)",
+                "{} is not a 32-byte key; delete it to make a new one (forms open in browsers then fail once and work after a reload)",
                 path.display()
             )
         })?;

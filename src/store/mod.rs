@@ -23,6 +23,7 @@ pub use audit::{Actor, AuditAction, AuditEntry, FieldChange};
 pub use codec::{Entity, IndexDef, decode, encode};
 pub use tx::{ReadTx, Tx};
 pub use value::Value;
+pub use writer::LoadState;
 
 use crate::clock::Clock;
 use crate::error::AppError;
@@ -32,6 +33,9 @@ pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::
 /// (table, record id, audit id) -> ()
 pub(crate) const AUDIT_BY_RECORD: TableDefinition<'static, (&str, u64, u64), ()> =
     TableDefinition::new("audit.by_record");
+
+/// redb's page cache. Lists and pickers read the in-memory models, so a modest cache does.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -94,6 +98,7 @@ struct Inner {
     db: Arc<Database>,
     clock: Clock,
     writer: writer::Handle,
+    state: tokio::sync::watch::Receiver<LoadState>,
 }
 
 impl Store {
@@ -102,7 +107,7 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
         }
-        let db = match Database::builder().create(path) {
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse(path.display().to_string()));
@@ -118,8 +123,39 @@ impl Store {
             w.open_table(AUDIT_BY_RECORD)?;
             w.commit()?;
         }
-        let writer = writer::spawn(db.clone(), clock.clone(), listeners)?;
-        Ok(Store { inner: Arc::new(Inner { db, clock, writer }) })
+        let (state_tx, state) = tokio::sync::watch::channel(LoadState::Loading);
+        let writer = writer::spawn(db.clone(), clock.clone(), listeners, state_tx)?;
+        Ok(Store { inner: Arc::new(Inner { db, clock, writer, state }) })
+    }
+
+    pub fn load_state(&self) -> LoadState {
+        self.inner.state.borrow().clone()
+    }
+
+    /// Waits until the read models are loaded (at start-up); errors if loading failed.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let mut rx = self.inner.state.clone();
+        loop {
+            match &*rx.borrow_and_update() {
+                LoadState::Ready => return Ok(()),
+                LoadState::Failed(e) => return Err(StoreError::Db(redb::Error::Io(std::io::Error::other(e.clone())))),
+                LoadState::Loading => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(StoreError::WriterGone);
+            }
+        }
+    }
+
+    /// [`Store::ready`] for synchronous callers.
+    pub fn ready_blocking(&self) -> Result<(), StoreError> {
+        loop {
+            match self.load_state() {
+                LoadState::Ready => return Ok(()),
+                LoadState::Failed(e) => return Err(StoreError::Db(redb::Error::Io(std::io::Error::other(e)))),
+                LoadState::Loading => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
     }
 
     pub fn clock(&self) -> &Clock {

@@ -117,6 +117,16 @@ impl Value {
 
 /// Case-insensitive comparison that does not allocate for ASCII.
 pub fn cmp_text(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        let (x, y) = (a.as_bytes(), b.as_bytes());
+        for (p, q) in x.iter().zip(y) {
+            match p.to_ascii_lowercase().cmp(&q.to_ascii_lowercase()) {
+                Ordering::Equal => continue,
+                o => return o,
+            }
+        }
+        return x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+    }
     let mut ai = a.chars().flat_map(char::to_lowercase);
     let mut bi = b.chars().flat_map(char::to_lowercase);
     loop {

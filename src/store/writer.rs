@@ -97,18 +97,41 @@ where
     }
 }
 
-pub(super) fn spawn(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>>) -> Result<Handle, StoreError> {
-    // Read models load before the first write, on this thread, so none can miss a change.
-    {
-        let r = ReadTx::new(db.begin_read()?);
-        for l in &listeners {
-            l.load(&r)?;
-        }
-    }
+/// Whether the read models have been loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    Loading,
+    Ready,
+    Failed(String),
+}
+
+pub(super) fn spawn(
+    db: Arc<Database>,
+    clock: Clock,
+    listeners: Vec<Arc<dyn Listener>>,
+    state: tokio::sync::watch::Sender<LoadState>,
+) -> Result<Handle, StoreError> {
     let (tx, rx) = mpsc::channel::<Msg>();
     std::thread::Builder::new()
         .name("bravely-writer".into())
-        .spawn(move || writer_loop(db, clock, listeners, rx))
+        .spawn(move || {
+            // Read models load on this thread before the first write runs, so none can miss a
+            // change; the server already answers health checks meanwhile.
+            let loaded = db.begin_read().map_err(StoreError::from).and_then(|r| {
+                let r = ReadTx::new(r);
+                listeners.iter().try_for_each(|l| l.load(&r))
+            });
+            match loaded {
+                Ok(()) => {
+                    state.send_replace(LoadState::Ready);
+                    writer_loop(db, clock, listeners, rx);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the data; nothing will be served");
+                    state.send_replace(LoadState::Failed(e.to_string()));
+                }
+            }
+        })
         .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
     Ok(Handle { tx })
 }

@@ -32,6 +32,14 @@ pub async fn pipeline<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result
         return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response());
     };
     let rid = request_id();
+    // Health checks answer at once; everything else waits for the read models (start-up only).
+    if req.uri().path() != "/healthz"
+        && req.uri().path() != "/readyz"
+        && let Err(e) = app.store.ready().await
+    {
+        tracing::error!(error = %e, "data not loaded");
+        return Ok(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    }
     let now = app.store.now();
     let method = req.method().clone();
     let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());

@@ -105,7 +105,7 @@ async fn sessions_expire_after_idle_time() {
 #[tokio::test]
 async fn the_setup_link_creates_the_first_superuser_once() {
     let t = TestApp::spawn().await;
-    let link = t.app.setup_link().expect("empty database offers a setup link");
+    let link = t.app.setup_link().await.expect("empty database offers a setup link");
     let c = t.client();
     let (status, html) = c.text(&link).await;
     assert_eq!(status, 200);
@@ -118,7 +118,7 @@ async fn the_setup_link_creates_the_first_superuser_once() {
     assert_eq!(c.get("/admin/users/").await.status(), 200, "signed in as a superuser");
     let again = t.client();
     assert_eq!(again.get(&link).await.status(), 404, "the token is single-use");
-    assert!(t.app.setup_link().is_none());
+    assert!(t.app.setup_link().await.is_none());
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ impl TestApp {
         let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
         let clock = Clock::manual(start_time());
         let app = App::open(config, clock.clone()).expect("app opens");
+        app.store.ready().await.expect("data loads");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");

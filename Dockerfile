@@ -1,0 +1,31 @@
+# Bravely as a static (musl) binary in an empty image. Used by fly.toml.
+# Not exercised by the test suite: the development machines have no container engine.
+#
+#   docker build -t bravely .
+#   docker run -p 8080:8080 -v bravely-data:/data bravely
+
+FROM rust:1-bookworm AS builder
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools \
+ && rm -rf /var/lib/apt/lists/*
+RUN rustup target add x86_64-unknown-linux-musl
+WORKDIR /src
+COPY . .
+# Assets are embedded at compile time, so the binary is all the final image needs.
+RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin bravely \
+ && cp target/x86_64-unknown-linux-musl/release/bravely /bravely
+
+FROM scratch
+# CA roots for outgoing TLS (nothing uses them yet; planned integrations such as error reporting will).
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=builder /bravely /bravely
+# Listen on all interfaces inside the container; keep the data on a mounted volume.
+ENV BRAVELY_LISTEN=0.0.0.0:8080 \
+    BRAVELY_DATA_DIR=/data \
+    NO_COLOR=1
+EXPOSE 8080
+# SIGTERM stops it gracefully: requests in flight get up to 10 s, queued writes finish
+# (`docker stop` also waits 10 s by default; give it `-t 15`).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/bravely"]
+CMD ["serve"]
