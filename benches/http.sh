@@ -21,8 +21,10 @@
 #        list    /admin/employees/                      (page 1, 100 rows)
 #        search  /admin/employees/?q=son&active=yes
 #        edit    /admin/employees/<id>/                  (first id on the list)
-#        asset   /assets/vendor/htmx-2.0.*.min.js        (static ceiling; URL
-#                                                         taken from the login page)
+#        asset   /assets/app.<hash>.css                 (static ceiling: the embedded
+#                                                         asset closest in size to the list page)
+#      then POSTs new employees through the admin form (unique emails, CSRF
+#      header) with wrk and counts the rows created, to show write throughput;
 #   7. reads the server's peak RSS (VmHWM in /proc/PID/status), stops the
 #      server, prints a markdown table and writes it to
 #      bench/results/http-<date>.md (git-ignored).
@@ -180,7 +182,7 @@ echo "pid $SERVER_PID at $BASE; 'listening' log line after ${LISTEN_MS} ms, firs
 say "logging in as $ADMIN_EMAIL"
 JAR=$WORK/cookies.txt
 curl -fsS -c "$JAR" -o "$WORK/login.html" "$BASE/login" || die "GET /login failed"
-# Pull the CSRF token and the htmx <script src> out of the login page.
+# Pull the CSRF token and the stylesheet URL (the static ceiling) out of the login page.
 read -r CSRF HTMX_PATH < <(python3 - "$WORK/login.html" <<'PY'
 import sys
 from html.parser import HTMLParser
@@ -191,8 +193,9 @@ class P(HTMLParser):
         a = dict(attrs)
         if tag == "input" and a.get("name") == "csrf_token":
             self.csrf = a.get("value")
-        if tag == "script" and "htmx" in (a.get("src") or "") and not self.htmx:
-            self.htmx = a["src"]
+        # The static ceiling: app.css, the embedded asset closest in size to the list page.
+        if tag == "link" and a.get("rel") == "stylesheet" and not self.htmx:
+            self.htmx = a.get("href")
 
 p = P()
 p.feed(open(sys.argv[1], encoding="utf-8").read())
@@ -200,7 +203,7 @@ print(p.csrf or "-", p.htmx or "-")
 PY
 )
 [[ $CSRF != - ]] || die "no csrf_token input on /login"
-[[ $HTMX_PATH != - ]] || die "no <script src=...htmx...> on /login"
+[[ $HTMX_PATH != - ]] || die "no stylesheet <link> on /login"
 HTMX_PATH=/${HTMX_PATH#/} # the page may use a relative src
 
 code=$(curl -sS -b "$JAR" -c "$JAR" -D "$WORK/login.headers" -o /dev/null -w '%{http_code}' \
@@ -283,6 +286,52 @@ for name in "${NAMES[@]}"; do
   done
 done
 
+# Memory after the read benchmarks, before the write run adds tens of thousands of rows.
+PEAK_RSS_READ_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+RSS_READ_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+
+# --- writes: concurrent creates through the admin form (group commit at work) ----------
+# Each request creates an employee with a unique email. Success is a 303; the rows are
+# counted before and after, so every acknowledged write is accounted for.
+count_employees() {
+  fetch /admin/employees/ "$WORK/count.html" >/dev/null
+  grep -oE 'of [0-9,]+' "$WORK/count.html" | head -n 1 | tr -d ', of'
+}
+WRITE_TOKEN=$(grep -oE 'name="csrf-token" content="[^"]+"' "$WORK/list.html" | sed -E 's/.*content="([^"]+)"/\1/')
+[[ -n $WRITE_TOKEN ]] || die "no csrf-token meta on the list page"
+cat >"$WORK/create.lua" <<'LUA'
+local token = os.getenv("WRITE_TOKEN")
+local cookie = os.getenv("WRITE_COOKIE")
+local next_thread = 0
+function setup(thread)
+  thread:set("tid", next_thread)
+  next_thread = next_thread + 1
+end
+local n = 0
+function request()
+  n = n + 1
+  local body = "name=Bench+Writer&title=Engineer&start_date=2025-01-01&active=on&work_email=bench-"
+    .. tid .. "-" .. n .. "-" .. math.random(1, 1000000000) .. "%40example.com"
+  return wrk.format("POST", "/admin/employees/new", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["X-CSRF-Token"] = token,
+    ["Cookie"] = cookie,
+  }, body)
+end
+LUA
+before=$(count_employees)
+say "wrk create (keep-alive): POST /admin/employees/new"
+out=$WORK/wrk-create.txt
+WRITE_TOKEN=$WRITE_TOKEN WRITE_COOKIE="bravely_session=$SESSION" \
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency --timeout 5s -s "$WORK/create.lua" "$BASE/" | tee "$out"
+after=$(count_employees)
+read -r rps p50 p90 p99 reqs non2xx errs < <(parse_wrk "$out")
+created=$((after - before))
+ROWS+=("| create | \`POST /admin/employees/new\` | keep-alive | $rps | $p50 | $p90 | $p99 | $reqs | $created rows created | $errs |")
+if ((created < reqs - errs - CONNECTIONS)); then
+  WARNINGS+=("create: $reqs requests but only $created rows were created")
+fi
+
 PEAK_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
 RSS_END_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
 stop_server
@@ -300,8 +349,8 @@ CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "- machine: $(nproc) cores, ${CPU:-unknown CPU}, $(uname -sr); wrk and server share the cores"
   echo "- data: \`bravely demo --employees $EMPLOYEES --items $ITEMS\` took ${DEMO_S} s, data dir $DATA_SIZE"
   echo "- start to first response: ${FIRST_MS} ms (first 200 from /healthz; 'listening' log line at ${LISTEN_MS} ms)"
-  echo "- server RSS: ${RSS_START_KB} kB after start, ${RSS_END_KB} kB at the end, peak (VmHWM) ${PEAK_RSS_KB} kB"
-  echo "- body sizes: list ${SIZE[list]} B, search ${SIZE[search]} B, edit ${SIZE[edit]} B, htmx asset ${SIZE[asset]} B (uncompressed, as wrk fetches them)"
+  echo "- server RSS: ${RSS_START_KB} kB after start; ${RSS_READ_KB} kB after the read benchmarks (peak ${PEAK_RSS_READ_KB} kB, which includes the 19 MiB argon2id hash of the one sign-in); ${PEAK_RSS_KB} kB after the write run (which adds its rows to the in-memory lists); ${RSS_END_KB} kB at the end"
+  echo "- body sizes: list ${SIZE[list]} B, search ${SIZE[search]} B, edit ${SIZE[edit]} B, static asset (app.css) ${SIZE[asset]} B (uncompressed, as wrk fetches them)"
   echo "- wrk: -t$THREADS -c$CONNECTIONS -d$DURATION --latency, authenticated (bravely_session cookie), warm-up $WARMUP per target"
   echo
   echo "| target | path | connection | req/s | p50 | p90 | p99 | requests | non-2xx | socket errors |"

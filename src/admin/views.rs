@@ -3,7 +3,7 @@
 use maud::{Markup, html};
 
 use super::def::{Kind, ResourceDef};
-use super::form::{Submitted, display_value, render_field};
+use super::form::{Cell, Submitted, display_value, render_field};
 use super::list::{Page, sortable};
 use super::{AdminResource, Dependent, Registry};
 use crate::error::FieldErrors;
@@ -136,13 +136,13 @@ pub fn list_page(ctx: &Ctx, reg: &Registry, res: &dyn AdminResource, params: &Li
                             }
                             @for row in &page.rows {
                                 tr {
-                                    @if can_delete { td { input.row-select type="checkbox" name="ids" value=(row.id) aria-label={ "Select " (row.label) }; } }
+                                    @if can_delete { td { input.row-select type="checkbox" name="ids" value=(row.id) aria-labelledby={ "row-" (row.id) }; } }
                                     @for (n, (i, f)) in cols.iter().enumerate() {
                                         td class=[matches!(f.kind, Kind::Int | Kind::Money).then_some("num")] {
                                             @if n == 0 {
-                                                a href=(paths::admin_edit(def.slug, row.id)) { (display_value(reg, f, &row.values[*i])) }
+                                                a id={ "row-" (row.id) } href=(paths::AdminEdit(def.slug, row.id)) { (Cell(reg, f, &row.values[*i])) }
                                             } @else {
-                                                (display_value(reg, f, &row.values[*i]))
+                                                (Cell(reg, f, &row.values[*i]))
                                             }
                                         }
                                     }

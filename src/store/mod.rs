@@ -34,8 +34,9 @@ pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::
 pub(crate) const AUDIT_BY_RECORD: TableDefinition<'static, (&str, u64, u64), ()> =
     TableDefinition::new("audit.by_record");
 
-/// redb's page cache. Lists and pickers read the in-memory models, so a modest cache does.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// redb's page cache. Lists and pickers read the in-memory models and the OS caches the file, so a
+/// small cache does; a large one would hold a second copy of the data in the process.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -68,7 +68,11 @@ impl Value {
             Value::Text(s) => s.clone(),
             Value::Int(i) => i.to_string(),
             Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
-            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
+            Value::Date(d) => {
+                let mut s = String::with_capacity(10);
+                crate::admin::form::push_date(&mut s, *d);
+                s
+            }
             Value::Time(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             Value::Money(m) => m.to_string(),
             Value::Ref(id) => id.to_string(),

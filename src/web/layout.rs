@@ -175,7 +175,7 @@ fn nav(app: &App, ctx: &Ctx) -> Markup {
 
 /// The full page, or just its main content when htmx asked for a fragment.
 pub fn render(app: &App, ctx: &Ctx, page: Page<'_>) -> Response {
-    let main = html! {
+    let top = html! {
         @if !page.crumbs.is_empty() {
             nav.breadcrumbs aria-label="Breadcrumbs" {
                 @for (i, (label, href)) in page.crumbs.iter().enumerate() {
@@ -189,12 +189,17 @@ pub fn render(app: &App, ctx: &Ctx, page: Page<'_>) -> Response {
             div.page-actions { (page.actions) }
         }
         (flashes(ctx))
-        (page.body)
     };
+    // The body is usually the biggest part: assemble into one buffer of the right size
+    // instead of copying it through nested templates.
+    let body = page.body.into_string();
     if ctx.fragment {
-        return html_response(main);
+        let mut out = String::with_capacity(top.0.len() + body.len());
+        out.push_str(&top.0);
+        out.push_str(&body);
+        return html_string(out);
     }
-    let doc = html! {
+    let shell = html! {
         (DOCTYPE)
         html lang="en" {
             (head(ctx, page.title))
@@ -211,12 +216,25 @@ pub fn render(app: &App, ctx: &Ctx, page: Page<'_>) -> Response {
                 }
                 div.shell {
                     (nav(app, ctx))
-                    main.content id="main" { (main) }
+                    main.content id="main" { (top) (PreEscaped(MAIN_SLOT)) }
                 }
             }
         }
-    };
-    html_response(doc)
+    }
+    .into_string();
+    let (before, after) = shell.split_once(MAIN_SLOT).unwrap_or((&shell, ""));
+    let mut out = String::with_capacity(shell.len() + body.len());
+    out.push_str(before);
+    out.push_str(&body);
+    out.push_str(after);
+    html_string(out)
+}
+
+/// Where the page body goes in the shell; a comment no template produces.
+const MAIN_SLOT: &str = "<!--bravely:main-->";
+
+fn html_string(s: String) -> Response {
+    Response::builder().content_type("text/html; charset=utf-8").body(s)
 }
 
 /// A page without navigation (sign-in, first-run setup).
@@ -237,7 +255,7 @@ pub fn render_bare(ctx: &Ctx, title: &str, body: Markup) -> Response {
 }
 
 pub fn html_response(m: Markup) -> Response {
-    Response::builder().content_type("text/html; charset=utf-8").body(m.into_string())
+    html_string(m.into_string())
 }
 
 pub fn error_page(app: &App, ctx: &Ctx, code: u16, title: &str, message: &str) -> Response {

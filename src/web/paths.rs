@@ -24,6 +24,19 @@ pub fn admin_new(slug: &str) -> String {
 pub fn admin_edit(slug: &str, id: u64) -> String {
     format!("/admin/{slug}/{id}/")
 }
+/// `admin_edit` as a template value that writes itself without allocating (list rows).
+pub struct AdminEdit<'a>(pub &'a str, pub u64);
+
+impl maud::Render for AdminEdit<'_> {
+    fn render_to(&self, buf: &mut String) {
+        buf.push_str("/admin/");
+        buf.push_str(self.0);
+        buf.push('/');
+        buf.push_str(itoa::Buffer::new().format(self.1));
+        buf.push('/');
+    }
+}
+
 pub fn admin_delete(slug: &str, id: u64) -> String {
     format!("/admin/{slug}/{id}/delete")
 }
