@@ -52,6 +52,31 @@ pub struct Config {
     pub time_zone: String,
     pub session: SessionConfig,
     pub login: LoginConfig,
+    pub slack: SlackConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// Verifies requests from Slack. Without it `/slack/commands` answers 503.
+    pub signing_secret: Option<Secret>,
+    /// Bot token (`xoxb-…`) for looking up users and posting messages; optional.
+    pub bot_token: Option<Secret>,
+    /// Slack's Web API (changed only by tests).
+    pub api_base: String,
+    /// Replies are only sent to `response_url`s starting with this.
+    pub response_url_prefix: String,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            signing_secret: None,
+            bot_token: None,
+            api_base: "https://slack.com/api".into(),
+            response_url_prefix: "https://hooks.slack.com/".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +109,7 @@ impl Default for Config {
             time_zone: "UTC".into(),
             session: SessionConfig::default(),
             login: LoginConfig::default(),
+            slack: SlackConfig::default(),
         }
     }
 }
@@ -119,6 +145,8 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_TIME_ZONE",
     "BRAVELY_SESSION_IDLE_MINUTES",
     "BRAVELY_SESSION_ABSOLUTE_HOURS",
+    "BRAVELY_SLACK_SIGNING_SECRET",
+    "BRAVELY_SLACK_BOT_TOKEN",
 ];
 
 impl Config {
@@ -195,6 +223,12 @@ impl Config {
             self.session.idle_minutes =
                 v.parse().context("BRAVELY_SESSION_IDLE_MINUTES must be a number of minutes")?;
         }
+        if let Some(v) = read("BRAVELY_SLACK_SIGNING_SECRET")? {
+            self.slack.signing_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_SLACK_BOT_TOKEN")? {
+            self.slack.bot_token = Some(Secret::new(v));
+        }
         if let Some(v) = read("BRAVELY_SESSION_ABSOLUTE_HOURS")? {
             self.session.absolute_hours =
                 v.parse().context("BRAVELY_SESSION_ABSOLUTE_HOURS must be a number of hours")?;
@@ -249,6 +283,18 @@ mod tests {
         cfg.apply_env(|k| (k == "BRAVELY_CURRENCY").then(|| "USD".to_string())).expect("valid");
         assert_eq!(cfg.currency, "USD");
         assert_eq!(cfg.time_zone, "Europe/Warsaw");
+    }
+
+    #[test]
+    fn slack_secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "8f742231b10e8888abcd99yyyzzz85a5\n").expect("write");
+        let mut cfg = Config::default();
+        let p = path.to_string_lossy().to_string();
+        cfg.apply_env(|k| (k == "BRAVELY_SLACK_SIGNING_SECRET_FILE").then(|| p.clone())).expect("valid");
+        assert_eq!(cfg.slack.signing_secret.as_ref().map(Secret::expose), Some("8f742231b10e8888abcd99yyyzzz85a5"));
+        assert!(!format!("{cfg:?}").contains("8f742231"), "Debug redacts the secret");
     }
 
     #[test]

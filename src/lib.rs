@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod inventory;
+pub mod kudos;
 pub mod money;
 pub mod people;
 pub mod store;
@@ -69,6 +70,10 @@ pub trait Module: Send + Sync {
     fn panels(&self) -> Vec<(&'static str, Panel)> {
         vec![]
     }
+    /// Path prefixes whose POSTs are authenticated another way (signed webhooks) and skip CSRF.
+    fn csrf_exempt(&self) -> Vec<&'static str> {
+        vec![]
+    }
 }
 
 /// The accounts module: users and groups.
@@ -94,7 +99,7 @@ impl Module for Accounts {
 }
 
 pub fn modules() -> Vec<Box<dyn Module>> {
-    vec![Box::new(Accounts), Box::new(people::People), Box::new(inventory::Inventory)]
+    vec![Box::new(Accounts), Box::new(people::People), Box::new(inventory::Inventory), Box::new(kudos::Kudos)]
 }
 
 pub struct AppInner {
@@ -109,6 +114,8 @@ pub struct AppInner {
     pub imports: admin::import::Jobs,
     /// Path prefixes whose POSTs authenticate otherwise (signed webhooks) and skip CSRF.
     pub csrf_exempt: Vec<String>,
+    /// The one HTTP client (rustls) for calls to other services.
+    pub http: reqwest::Client,
     pub routes: Mutex<Vec<RouteInfo>>,
 }
 
@@ -131,7 +138,9 @@ impl App {
         let mut nav = Vec::new();
         let mut panels = Vec::new();
         let mut listeners: Vec<Arc<dyn Listener>> = Vec::new();
+        let mut csrf_exempt = Vec::new();
         for m in &mods {
+            csrf_exempt.extend(m.csrf_exempt().into_iter().map(str::to_string));
             resources.extend(m.resources());
             perms.extend(m.permissions());
             nav.extend(m.nav());
@@ -174,7 +183,11 @@ impl App {
             currency,
             tz,
             imports: admin::import::Jobs::default(),
-            csrf_exempt: vec![],
+            csrf_exempt,
+            http: reqwest::Client::builder()
+                .user_agent(concat!("bravely/", env!("CARGO_PKG_VERSION")))
+                .timeout(std::time::Duration::from_secs(15))
+                .build()?,
             routes: Mutex::new(vec![]),
         })))
     }

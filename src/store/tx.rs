@@ -26,12 +26,18 @@ fn index_table(table: &str, index: &str) -> String {
     format!("{table}#{index}")
 }
 
-/// A write transaction with the acting user and the time of the write.
+/// Reverses one write; run newest first when a write fails partway (see `store::writer`).
+pub(super) type Undo = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
+
+/// A write inside the batch's transaction, with the acting user and the time of the write.
+/// Every change made through these methods can be undone, so one failing write leaves the
+/// other writes of its batch intact.
 pub struct Tx<'a> {
     pub(super) txn: &'a WriteTransaction,
     pub(super) actor: &'a Actor,
     pub(super) now: DateTime<Utc>,
     pub(super) changes: &'a mut Vec<Change>,
+    pub(super) undo: &'a mut Vec<Undo>,
 }
 
 impl Tx<'_> {
@@ -43,15 +49,51 @@ impl Tx<'_> {
         self.now
     }
 
+    /// Direct access for tables outside the typed layer (sessions). Writes made here are not
+    /// undone if the closure later fails: only use it in writes that cannot fail afterwards.
     pub fn raw(&self) -> &WriteTransaction {
         self.txn
+    }
+
+    fn put_row(&mut self, table: &'static str, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let old = self.txn.open_table(rows_def(table))?.insert(id, bytes)?.map(|v| v.value().to_vec());
+        self.undo.push(Box::new(move |t: &WriteTransaction| {
+            let mut tbl = t.open_table(rows_def(table))?;
+            match &old {
+                Some(o) => tbl.insert(id, o.as_slice())?,
+                None => tbl.remove(id)?,
+            };
+            Ok(())
+        }));
+        Ok(())
+    }
+
+    fn remove_row(&mut self, table: &'static str, id: u64) -> Result<(), StoreError> {
+        let old = self.txn.open_table(rows_def(table))?.remove(id)?.map(|v| v.value().to_vec());
+        if let Some(o) = old {
+            self.undo.push(Box::new(move |t: &WriteTransaction| {
+                t.open_table(rows_def(table))?.insert(id, o.as_slice())?;
+                Ok(())
+            }));
+        }
+        Ok(())
     }
 
     /// Next id of a table's sequence (ids start at 1 and are never reused).
     pub fn next_id(&mut self, table: &str) -> Result<u64, StoreError> {
         let mut meta = self.txn.open_table(super::META)?;
-        let next = meta.get(table)?.map(|v| v.value()).unwrap_or(0) + 1;
+        let prev = meta.get(table)?.map(|v| v.value());
+        let next = prev.unwrap_or(0) + 1;
         meta.insert(table, next)?;
+        let name = table.to_string();
+        self.undo.push(Box::new(move |t: &WriteTransaction| {
+            let mut meta = t.open_table(super::META)?;
+            match prev {
+                Some(p) => meta.insert(name.as_str(), p)?,
+                None => meta.remove(name.as_str())?,
+            };
+            Ok(())
+        }));
         Ok(next)
     }
 
@@ -97,6 +139,18 @@ impl Tx<'_> {
         Ok(id)
     }
 
+    /// Inserts derived, high-volume rows (ledger lines) without an audit entry of their own;
+    /// the change that caused them is audited.
+    pub fn insert_quiet<T: Entity>(&mut self, row: &T) -> Result<u64, StoreError> {
+        let id = self.next_id(T::TABLE)?;
+        let fields = row.fields();
+        self.update_indexes::<T>(id, &[], &fields)?;
+        let bytes = encode(row);
+        self.put_row(T::TABLE, id, &bytes)?;
+        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        Ok(id)
+    }
+
     /// Inserts a row at an id the caller chose (for tables keyed by another table's id).
     pub fn insert_with_id<T: Entity>(&mut self, id: u64, row: &T) -> Result<(), StoreError> {
         if self.get::<T>(id)?.is_some() {
@@ -109,7 +163,7 @@ impl Tx<'_> {
         let fields = row.fields();
         self.update_indexes::<T>(id, &[], &fields)?;
         let bytes = encode(row);
-        self.txn.open_table(rows_def(T::TABLE))?.insert(id, bytes.as_slice())?;
+        self.put_row(T::TABLE, id, &bytes)?;
         let changes = audit::diff(&[], &fields);
         self.audit(T::TABLE, id, AuditAction::Create, changes, None)?;
         self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
@@ -135,7 +189,7 @@ impl Tx<'_> {
         let changes = audit::diff(&old_fields, &new_fields);
         self.update_indexes::<T>(id, &old_fields, &new_fields)?;
         let bytes = encode(row);
-        self.txn.open_table(rows_def(T::TABLE))?.insert(id, bytes.as_slice())?;
+        self.put_row(T::TABLE, id, &bytes)?;
         if !changes.is_empty() || note.is_some() || action != AuditAction::Update {
             self.audit(T::TABLE, id, action, changes.clone(), note)?;
         }
@@ -147,7 +201,7 @@ impl Tx<'_> {
         let old = self.must_get::<T>(id)?;
         let old_fields = old.fields();
         self.update_indexes::<T>(id, &old_fields, &[])?;
-        self.txn.open_table(rows_def(T::TABLE))?.remove(id)?;
+        self.remove_row(T::TABLE, id)?;
         let changes = audit::diff(&old_fields, &[]);
         self.audit(T::TABLE, id, AuditAction::Delete, changes, None)?;
         self.changes.push(Change { table: T::TABLE.to_string(), id, row: None });
@@ -180,6 +234,12 @@ impl Tx<'_> {
         let audit_id = self.next_id("audit.log")?;
         self.txn.open_table(AUDIT)?.insert(audit_id, encode(&entry).as_slice())?;
         self.txn.open_table(AUDIT_BY_RECORD)?.insert((table, record, audit_id), ())?;
+        let table = table.to_string();
+        self.undo.push(Box::new(move |t: &WriteTransaction| {
+            t.open_table(AUDIT)?.remove(audit_id)?;
+            t.open_table(AUDIT_BY_RECORD)?.remove((table.as_str(), record, audit_id))?;
+            Ok(())
+        }));
         Ok(())
     }
 
@@ -201,16 +261,19 @@ impl Tx<'_> {
             let name = index_table(T::TABLE, idx.name);
             if idx.unique {
                 let mut t = self.txn.open_table(unique_def(&name))?;
-                for k in &old_keys {
-                    t.remove(k.as_slice())?;
-                }
                 for k in &new_keys {
                     let existing = t.get(k.as_slice())?.map(|v| v.value());
                     if let Some(existing) = existing
                         && existing != id
+                        && !old_keys.contains(k)
                     {
                         return Err(StoreError::Unique { table: T::TABLE, field: idx.field, existing });
                     }
+                }
+                for k in &old_keys {
+                    t.remove(k.as_slice())?;
+                }
+                for k in &new_keys {
                     t.insert(k.as_slice(), id)?;
                 }
             } else {
@@ -222,6 +285,27 @@ impl Tx<'_> {
                     t.insert((k.as_slice(), id), ())?;
                 }
             }
+            let unique = idx.unique;
+            self.undo.push(Box::new(move |t: &WriteTransaction| {
+                if unique {
+                    let mut tbl = t.open_table(unique_def(&name))?;
+                    for k in &new_keys {
+                        tbl.remove(k.as_slice())?;
+                    }
+                    for k in &old_keys {
+                        tbl.insert(k.as_slice(), id)?;
+                    }
+                } else {
+                    let mut tbl = t.open_table(multi_def(&name))?;
+                    for k in &new_keys {
+                        tbl.remove((k.as_slice(), id))?;
+                    }
+                    for k in &old_keys {
+                        tbl.insert((k.as_slice(), id), ())?;
+                    }
+                }
+                Ok(())
+            }));
         }
         Ok(())
     }

@@ -1,21 +1,38 @@
 //! The group-commit writer thread (see the module docs of `store`).
+//!
+//! Every write waiting in the queue runs, one after another, inside ONE redb transaction, which
+//! is then committed with `Durability::Immediate` before any caller is answered. A write that
+//! fails (a validation error, a broken rule, a panic) is rolled back on its own with the undo
+//! log its `Tx` kept, so the other writes of the batch still commit. Only a storage error
+//! (or an undo that fails) aborts the whole batch, and then every caller gets the error.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use redb::{Database, Durability, ReadableDatabase};
+use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::tx::{ReadTx, Tx};
+use super::tx::{ReadTx, Tx, Undo};
 use super::{Actor, Change, Listener, StoreError};
 use crate::clock::Clock;
 use crate::error::AppError;
 
 /// Most writes folded into one durable commit.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 512;
 
-/// Runs one write in its own transaction, then returns what to send once durability is known.
-type Job = Box<dyn FnOnce(&Database, &Clock, &mut Vec<Change>, bool) -> Completion + Send>;
+/// What a job reports back to the batch.
+enum Status {
+    Ok,
+    /// Rolled back on its own; the batch goes on.
+    Failed,
+    /// Could not be rolled back: the batch must be aborted.
+    Fatal,
+}
+
+/// Runs one write in the batch's transaction; returns its status and what to send once the
+/// batch's fate is known.
+type Job = Box<dyn FnOnce(&WriteTransaction, &Clock, &mut Vec<Change>) -> (Status, Completion) + Send>;
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Msg {
@@ -39,16 +56,17 @@ impl Handle {
         F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |db, clock, changes, alone| {
-            let result = run_one(db, clock, &actor, changes, alone, dry_run, f);
-            Box::new(move |durable: Result<(), StoreError>| {
-                let out = match (result, durable) {
+        let job: Job = Box::new(move |txn, clock, changes| {
+            let (status, result) = run_one(txn, clock, &actor, changes, dry_run, f);
+            let completion: Completion = Box::new(move |committed: Result<(), StoreError>| {
+                let out = match (result, committed) {
                     (Ok(v), Ok(())) => Ok(v),
                     (Err(e), _) => Err(e),
                     (Ok(_), Err(e)) => Err(e.into()),
                 };
                 let _ = reply.send(out);
-            })
+            });
+            (status, completion)
         });
         self.tx.send(Msg::Job(job)).map_err(|_| AppError::from(StoreError::WriterGone))?;
         Ok(rx)
@@ -59,41 +77,49 @@ impl Handle {
     }
 }
 
+fn rollback(txn: &WriteTransaction, undo: Vec<Undo>) -> Result<(), StoreError> {
+    for u in undo.into_iter().rev() {
+        u(txn)?;
+    }
+    Ok(())
+}
+
 fn run_one<R, F>(
-    db: &Database,
+    txn: &WriteTransaction,
     clock: &Clock,
     actor: &Actor,
     changes: &mut Vec<Change>,
-    alone: bool,
     dry_run: bool,
     f: F,
-) -> Result<R, AppError>
+) -> (Status, Result<R, AppError>)
 where
     F: FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
 {
-    let mut txn = db.begin_write().map_err(StoreError::from)?;
-    // A write that is alone in its batch commits durably itself; otherwise the batch's final
-    // commit makes it durable.
-    txn.set_durability(if alone { Durability::Immediate } else { Durability::None }).map_err(StoreError::from)?;
     let mut local = Vec::new();
-    let result = {
-        let mut tx = Tx { txn: &txn, actor, now: clock.now(), changes: &mut local };
+    let mut undo: Vec<Undo> = Vec::new();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut tx = Tx { txn, actor, now: clock.now(), changes: &mut local, undo: &mut undo };
         f(&mut tx)
+    }));
+    let result = match result {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("a write panicked; it was rolled back");
+            Err(AppError::internal("the write failed unexpectedly"))
+        }
     };
     match result {
-        Ok(v) if dry_run => {
-            let _ = txn.abort();
-            Ok(v)
-        }
-        Ok(v) => {
-            txn.commit().map_err(StoreError::from)?;
+        Ok(v) if !dry_run => {
             changes.extend(local);
-            Ok(v)
+            (Status::Ok, Ok(v))
         }
-        Err(e) => {
-            let _ = txn.abort();
-            Err(e)
-        }
+        other => match rollback(txn, undo) {
+            Ok(()) => (if other.is_ok() { Status::Ok } else { Status::Failed }, other),
+            Err(e) => {
+                tracing::error!(error = %e, "rolling back a failed write failed; aborting its batch");
+                (Status::Fatal, other.and(Err(AppError::from(e))))
+            }
+        },
     }
 }
 
@@ -154,33 +180,55 @@ fn writer_loop(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>
                 Err(_) => break,
             }
         }
-        let alone = batch.len() == 1;
-        let mut changes = Vec::new();
-        let completions: Vec<Completion> = batch.drain(..).map(|job| job(&db, &clock, &mut changes, alone)).collect();
-        let durable = if alone { Ok(()) } else { flush(&db) };
-        if durable.is_ok() && !changes.is_empty() {
-            for l in &listeners {
-                l.apply(&changes);
-            }
-        }
-        let err_text = durable.as_ref().err().map(|e| e.to_string());
-        if let Some(e) = &err_text {
-            tracing::error!(error = %e, "durable commit failed; the batch's writes were not acknowledged");
-        }
-        for c in completions {
-            c(match &err_text {
-                None => Ok(()),
-                Some(e) => Err(StoreError::Db(redb::Error::Io(std::io::Error::other(e.clone())))),
-            });
-        }
+        run_batch(&db, &clock, &listeners, std::mem::take(&mut batch));
     }
 }
 
-/// An empty transaction committed with `Durability::Immediate` persists every earlier
-/// `Durability::None` commit.
-fn flush(db: &Database) -> Result<(), StoreError> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
-    txn.commit()?;
-    Ok(())
+fn run_batch(db: &Database, clock: &Clock, listeners: &[Arc<dyn Listener>], jobs: Vec<Job>) {
+    // Jobs that never ran are dropped with their reply senders: their callers see `WriterGone`.
+    let fail_all = |jobs: Vec<Job>, e: &StoreError| {
+        tracing::error!(error = %e, "a write batch could not start");
+        drop(jobs);
+    };
+    let mut txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            // Dropping a job drops its reply sender: callers see `WriterGone`.
+            fail_all(jobs, &StoreError::from(e));
+            return;
+        }
+    };
+    if let Err(e) = txn.set_durability(Durability::Immediate) {
+        fail_all(jobs, &StoreError::from(e));
+        return;
+    }
+    let mut changes = Vec::new();
+    let mut completions = Vec::with_capacity(jobs.len());
+    let mut fatal = false;
+    for job in jobs {
+        let (status, completion) = job(&txn, clock, &mut changes);
+        fatal |= matches!(status, Status::Fatal);
+        completions.push(completion);
+    }
+    let committed = if fatal {
+        let _ = txn.abort();
+        Err(StoreError::Db(redb::Error::Io(std::io::Error::other("the batch was aborted after a failed rollback"))))
+    } else {
+        txn.commit().map_err(StoreError::from)
+    };
+    if committed.is_ok() && !changes.is_empty() {
+        for l in listeners {
+            l.apply(&changes);
+        }
+    }
+    let err_text = committed.as_ref().err().map(|e| e.to_string());
+    if let Some(e) = &err_text {
+        tracing::error!(error = %e, "durable commit failed; the batch's writes were not acknowledged");
+    }
+    for c in completions {
+        c(match &err_text {
+            None => Ok(()),
+            Some(e) => Err(StoreError::Db(redb::Error::Io(std::io::Error::other(e.clone())))),
+        });
+    }
 }

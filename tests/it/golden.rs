@@ -3,6 +3,8 @@
 
 use bravely::auth::{Group, User};
 use bravely::inventory::{Assignment, Item, ItemKind};
+use bravely::kudos::model::Points;
+use bravely::kudos::{Given, KudosSettings, Received, SlackUser, Thanks};
 use bravely::money::{Currency, Money};
 use bravely::people::Employee;
 use bravely::store::{AuditAction, AuditEntry, Entity, FieldChange, Value, decode, encode};
@@ -81,6 +83,35 @@ fn stored_types_have_pinned_encodings() {
         GOLDEN_ASSIGNMENT,
     );
     check(
+        Thanks {
+            giver: "U1ANA".into(),
+            receiver: "U2BEN".into(),
+            giver_name: "ana".into(),
+            receiver_name: "ben".into(),
+            reason: "the review".into(),
+            channel: "C1".into(),
+            at: at(),
+            month: "2026-03".into(),
+            day: day(2026, 3, 2),
+            key: "t1:U2BEN".into(),
+        },
+        GOLDEN_THANKS,
+    );
+    let points = Points { slack_user: "U1ANA".into(), points: 3, thanks: 1, month: "2026-03".into() };
+    check(Given(points.clone()), GOLDEN_GIVEN);
+    check(Received(points), GOLDEN_RECEIVED);
+    check(
+        SlackUser {
+            slack_id: "U1ANA".into(),
+            name: "ana".into(),
+            email: Some("ana@example.com".into()),
+            employee: Some(4),
+            is_bot: false,
+        },
+        GOLDEN_SLACK_USER,
+    );
+    check(KudosSettings { points_for_giving: 1, points_for_receiving: 3, daily_cap: 10 }, GOLDEN_KUDOS_SETTINGS);
+    check(
         AuditEntry {
             at: at(),
             actor_id: Some(1),
@@ -107,3 +138,8 @@ const GOLDEN_KIND: &str = "00064c6170746f700a73657269616c697365640106";
 const GOLDEN_ITEM: &str = "0001085468696e6b506164010450462d31010a323032352d30312d31300198a612455552000200010700";
 const GOLDEN_ASSIGNMENT: &str = "000107020a323032352d30322d30310001036e6577";
 const GOLDEN_AUDIT: &str = "0014323032362d30332d30325430393a33303a30305a010103416e611070656f706c652e656d706c6f79656573030101057469746c650103446576060a45555200";
+const GOLDEN_THANKS: &str = "00055531414e4105553242454e03616e610362656e0a7468652072657669657702433114323032362d30332d30325430393a33303a30305a07323032362d30330a323032362d30332d30320874313a553242454e";
+const GOLDEN_GIVEN: &str = "00055531414e41060107323032362d3033";
+const GOLDEN_RECEIVED: &str = "00055531414e41060107323032362d3033";
+const GOLDEN_SLACK_USER: &str = "00055531414e4103616e61010f616e61406578616d706c652e636f6d010400";
+const GOLDEN_KUDOS_SETTINGS: &str = "00020614";

@@ -29,7 +29,13 @@ impl TestApp {
     }
 
     pub async fn spawn_in(dir: tempfile::TempDir) -> TestApp {
-        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        Self::spawn_with(dir, |_| {}).await
+    }
+
+    /// Spawns with a configuration changed by `tweak` (the data directory is set already).
+    pub async fn spawn_with(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        tweak(&mut config);
         let clock = Clock::manual(start_time());
         let app = App::open(config, clock.clone()).expect("app opens");
         app.store.ready().await.expect("data loads");

@@ -8,4 +8,6 @@ mod cli;
 mod crash;
 mod golden;
 mod inventory;
+mod kudos;
 mod permissions;
+mod store;

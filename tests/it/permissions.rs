@@ -25,7 +25,10 @@ fn perm_for(access: &Access, slug: &str) -> Option<String> {
 
 #[tokio::test]
 async fn every_route_enforces_its_declared_access() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn_with(tempfile::tempdir().expect("tempdir"), |c| {
+        c.slack.signing_secret = Some(bravely::config::Secret::new("matrix"));
+    })
+    .await;
     t.demo(5, 10).await;
     t.user("root@example.com", true, &[]).await;
     t.user("nobody@example.com", false, &[]).await;

@@ -1,0 +1,164 @@
+//! Load client for `POST /slack/commands`: every request is a distinct, validly signed
+//! `/thanks`, against the release binary on 127.0.0.1. Run with
+//! `cargo bench --bench slack_load` (env: BRAVELY_BIN, DURATION seconds, CONNECTIONS, PEOPLE).
+//! Afterwards it stops the server and counts the stored thanks: every acknowledged thanks
+//! must be there.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-signing-secret";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; test runners probing every target (`--list`, or none) get
+    // nothing: this is a load run, not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let bin = std::env::var("BRAVELY_BIN").unwrap_or_else(|_| "target/release/bravely".into());
+    let seconds: u64 = env_or("DURATION", 10);
+    let connections: usize = env_or("CONNECTIONS", 16);
+    if !std::path::Path::new(&bin).exists() {
+        eprintln!("{bin} not found: run `cargo build --release` first (or set BRAVELY_BIN)");
+        std::process::exit(2);
+    }
+    let people: u64 = env_or("PEOPLE", 500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The bench sends far more thanks per person than the daily cap allows: raise it first.
+    {
+        let config = bravely::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+        let app = bravely::App::open(config, bravely::clock::Clock::system()).expect("open");
+        app.store
+            .write_blocking(bravely::store::Actor::system("bench"), |tx| {
+                let s = bravely::kudos::KudosSettings { daily_cap: 1_000_000, ..Default::default() };
+                tx.insert(&s)?;
+                Ok(())
+            })
+            .expect("settings");
+        app.store.shutdown();
+        drop(app);
+    }
+    let mut server = Command::new(&bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("BRAVELY_SLACK_SIGNING_SECRET", SECRET)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let base = loop {
+        let line = lines.next().expect("server output").expect("utf8");
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on ".len()..].trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let (ok, latencies, errors, elapsed) = rt.block_on(async move {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().expect("client");
+        let counter = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (client, base, counter, errors) = (client.clone(), base.clone(), counter.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    // A company of PEOPLE people thanking each other: every request is a distinct
+                    // thanks (its own trigger id and reason) between two of them.
+                    let giver = n % people;
+                    let receiver = (n * 7 + 1) % people;
+                    let receiver = if receiver == giver { (receiver + 1) % people } else { receiver };
+                    let body = serde_urlencoded::to_string([
+                        ("team_id", "T1"),
+                        ("channel_id", "C1"),
+                        ("user_id", format!("U{giver:06}").as_str()),
+                        ("user_name", "bench"),
+                        ("command", "/thanks"),
+                        ("text", format!("<@U{receiver:06}|peer> for load test #{n}").as_str()),
+                        ("response_url", "https://hooks.slack.com/commands/x"),
+                        ("trigger_id", format!("bench.{n}").as_str()),
+                    ])
+                    .expect("form");
+                    let ts = chrono::Utc::now().timestamp().to_string();
+                    let sig = bravely::kudos::slack::signature(SECRET, &ts, body.as_bytes());
+                    let t0 = Instant::now();
+                    let res = client
+                        .post(format!("{base}/slack/commands"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("X-Slack-Request-Timestamp", ts)
+                        .header("X-Slack-Signature", sig)
+                        .body(body)
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status() == 200 => match r.text().await {
+                            Ok(t) if t.contains("in_channel") => lat.push(t0.elapsed()),
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        },
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        let elapsed = started.elapsed();
+        (all.len() as u64, all, errors.load(Ordering::Relaxed), elapsed)
+    });
+    let mut lat = latencies;
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
+    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", server.id()))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .unwrap_or_default();
+    // Stop the server (SIGTERM through `kill`), then count what is stored.
+    let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
+    let _ = server.wait();
+    let config = bravely::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    let app = bravely::App::open(config, bravely::clock::Clock::system()).expect("reopen");
+    let stored = app
+        .store
+        .read()
+        .expect("read")
+        .count(<bravely::kudos::Thanks as bravely::store::Entity>::TABLE)
+        .expect("count");
+    app.store.shutdown();
+    println!("slack /thanks load: {connections} connections, {:.1} s", elapsed.as_secs_f64());
+    println!("  acknowledged thanks: {ok} ({:.0}/s), errors: {errors}", ok as f64 / elapsed.as_secs_f64());
+    println!(
+        "  latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.9).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!("  stored after shutdown: {stored} (must be >= acknowledged); server {rss_kb}");
+    if stored < ok {
+        eprintln!("LOST WRITES: {} acknowledged thanks are missing", ok - stored);
+        std::process::exit(1);
+    }
+}
