@@ -228,7 +228,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Stops the writer after the queued writes; used by tests and shutdown.
+    /// Stops the writer after the queued writes and waits for it (blocking); once every `Store`
+    /// clone is dropped too, the file is free for another process.
     pub fn shutdown(&self) {
         self.inner.writer.shutdown();
     }

@@ -42,6 +42,7 @@ enum Msg {
 
 pub(super) struct Handle {
     tx: mpsc::Sender<Msg>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Handle {
@@ -72,8 +73,15 @@ impl Handle {
         Ok(rx)
     }
 
+    /// Finishes the queued writes, then waits for the writer thread to end (it holds the file).
     pub(super) fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
     }
 }
 
@@ -138,7 +146,7 @@ pub(super) fn spawn(
     state: tokio::sync::watch::Sender<LoadState>,
 ) -> Result<Handle, StoreError> {
     let (tx, rx) = mpsc::channel::<Msg>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("bravely-writer".into())
         .spawn(move || {
             // Read models load on this thread before the first write runs, so none can miss a
@@ -159,7 +167,7 @@ pub(super) fn spawn(
             }
         })
         .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
-    Ok(Handle { tx })
+    Ok(Handle { tx, thread: std::sync::Mutex::new(Some(thread)) })
 }
 
 fn writer_loop(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>>, rx: mpsc::Receiver<Msg>) {
