@@ -8,9 +8,7 @@ use poem::{Response, handler};
 use super::Registry;
 use super::def::{Kind, ResourceDef, Values};
 use super::form::parse_value;
-use super::handlers::{filters_of, resource, sort_of};
-use super::list::Query as ListQuery;
-use super::views::ListParams;
+use super::handlers::resource;
 use crate::App;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::money::Currency;
@@ -41,17 +39,7 @@ pub async fn export(
 ) -> AppResult<Response> {
     let res = resource(&app, &slug)?;
     let def = res.def();
-    let params = ListParams::from_pairs(def, &pairs);
-    let filters = filters_of(&app.registry, res.as_ref(), &params).map_err(AppError::BadRequest)?;
-    let (sort_field, descending) = sort_of(res.as_ref(), &params);
-    let page = res.model().query(&ListQuery {
-        search: &params.q,
-        filters: &filters,
-        sort_field,
-        descending,
-        offset: 0,
-        limit: None,
-    });
+    let (_, page) = super::handlers::run_query(&app, res.as_ref(), &pairs, false)?;
     let cols = export_columns(def);
     let mut w = csv::Writer::from_writer(Vec::with_capacity(page.rows.len() * 128));
     let mut header = vec!["id".to_string()];

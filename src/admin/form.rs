@@ -97,23 +97,7 @@ pub fn parse_value(
             if first.is_empty() {
                 match (search_text.map(str::trim).filter(|s| !s.is_empty()), model) {
                     // No JavaScript: resolve the typed text to exactly one record.
-                    (Some(text), Some(m)) => {
-                        let page = m.query(&super::list::Query {
-                            search: text,
-                            filters: &[],
-                            sort_field: 0,
-                            descending: false,
-                            offset: 0,
-                            limit: Some(2),
-                        });
-                        let exact: Vec<_> = page.rows.iter().filter(|r| r.label.eq_ignore_ascii_case(text)).collect();
-                        match (page.total, exact.first()) {
-                            (_, Some(r)) => Value::Ref(r.id),
-                            (1, None) => Value::Ref(page.rows[0].id),
-                            (0, None) => return Err(format!("Nothing matches {text:?}.")),
-                            _ => return Err(format!("Several records match {text:?}; type more of the name.")),
-                        }
-                    }
+                    (Some(text), Some(m)) => Value::Ref(m.resolve(text)?),
                     _ => Value::Null,
                 }
             } else {

@@ -92,6 +92,29 @@ pub fn sort_of(res: &dyn AdminResource, params: &ListParams) -> (usize, bool) {
     }
 }
 
+/// Runs the list query a request's parameters describe: one page, or every match (`paginate`
+/// false, for the CSV export of exactly the filtered view).
+pub fn run_query(
+    app: &App,
+    res: &dyn AdminResource,
+    pairs: &[(String, String)],
+    paginate: bool,
+) -> AppResult<(ListParams, super::list::Page)> {
+    let def = res.def();
+    let params = ListParams::from_pairs(def, pairs);
+    let filters = filters_of(&app.registry, res, &params).map_err(AppError::BadRequest)?;
+    let (sort_field, descending) = sort_of(res, &params);
+    let page = res.model().query(&ListQuery {
+        search: &params.q,
+        filters: &filters,
+        sort_field,
+        descending,
+        offset: if paginate { (params.page - 1) * def.per_page } else { 0 },
+        limit: paginate.then_some(def.per_page),
+    });
+    Ok((params, page))
+}
+
 #[handler]
 async fn list(
     app: Data<&App>,
@@ -101,17 +124,7 @@ async fn list(
 ) -> AppResult<Response> {
     let res = resource(&app, &slug)?;
     let def = res.def();
-    let params = ListParams::from_pairs(def, &pairs);
-    let filters = filters_of(&app.registry, res.as_ref(), &params).map_err(AppError::BadRequest)?;
-    let (sort_field, descending) = sort_of(res.as_ref(), &params);
-    let page = res.model().query(&ListQuery {
-        search: &params.q,
-        filters: &filters,
-        sort_field,
-        descending,
-        offset: (params.page - 1) * def.per_page,
-        limit: Some(def.per_page),
-    });
+    let (params, page) = run_query(&app, res.as_ref(), &pairs, true)?;
     let body = views::list_page(&ctx, &app.registry, res.as_ref(), &params, &page);
     let qs = params.with(&[("page", "")]);
     let actions = html! {

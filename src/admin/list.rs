@@ -358,6 +358,31 @@ impl ListModel {
         }
     }
 
+    /// The one record that typed text names (for pickers used without JavaScript): an exact
+    /// label match, or the only search match. The error says what to do.
+    pub fn resolve(&self, text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("Choose a record.".into());
+        }
+        let page = self.query(&Query {
+            search: text,
+            filters: &[],
+            sort_field: 0,
+            descending: false,
+            offset: 0,
+            limit: Some(50),
+        });
+        if let Some(r) = page.rows.iter().find(|r| r.label.eq_ignore_ascii_case(text)) {
+            return Ok(r.id);
+        }
+        match page.total {
+            0 => Err(format!("Nothing matches {text:?}.")),
+            1 => Ok(page.rows[0].id),
+            _ => Err(format!("Several records match {text:?}; type more of the name.")),
+        }
+    }
+
     /// Rows whose reference field `field` points at `target` (for delete confirmations).
     pub fn referencing(&self, field: usize, target: u64) -> Vec<Arc<Row>> {
         let g = self.read();

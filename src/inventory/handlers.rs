@@ -315,24 +315,13 @@ async fn assign(
         Ok(e) => Some(e),
         Err(_) => {
             // Without JavaScript the typed name is resolved here.
-            let text = f.employee_search.trim();
-            let found = app.registry.get("employees").map(|r| {
-                r.model().query(&crate::admin::list::Query {
-                    search: text,
-                    filters: &[],
-                    sort_field: 0,
-                    descending: false,
-                    offset: 0,
-                    limit: Some(2),
-                })
-            });
-            match found {
-                Some(p) if p.total == 1 && !text.is_empty() => Some(p.rows[0].id),
-                Some(p) if p.total > 1 => {
-                    errs.add("employee", format!("Several people match {text:?}; type more of the name."));
+            match app.registry.get("employees").map(|r| r.model().resolve(&f.employee_search)) {
+                Some(Ok(id)) => Some(id),
+                Some(Err(m)) => {
+                    errs.add("employee", m);
                     None
                 }
-                _ => {
+                None => {
                     errs.add("employee", "Choose an employee.");
                     None
                 }
