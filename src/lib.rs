@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backups;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -99,7 +100,13 @@ impl Module for Accounts {
 }
 
 pub fn modules() -> Vec<Box<dyn Module>> {
-    vec![Box::new(Accounts), Box::new(people::People), Box::new(inventory::Inventory), Box::new(kudos::Kudos)]
+    vec![
+        Box::new(Accounts),
+        Box::new(people::People),
+        Box::new(inventory::Inventory),
+        Box::new(kudos::Kudos),
+        Box::new(backups::Backups),
+    ]
 }
 
 pub struct AppInner {

@@ -41,6 +41,27 @@ enum Command {
     },
     /// Fill the data directory with realistic demo data.
     Demo(DemoArgs),
+    /// Make, check and restore backups.
+    Backup {
+        #[command(subcommand)]
+        cmd: BackupCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCmd {
+    /// Write a backup of the data directory (the server must be stopped; while it runs, use its
+    /// Backups page).
+    Create {
+        /// Where to write it (default: <data dir>/backups/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a backup file: archive, checksum, that the snapshot opens, row counts.
+    Verify { file: PathBuf },
+    /// Replace the data with a backup (the server must be stopped). The current database is
+    /// kept beside it as bravely.redb.before-restore-<time>.
+    Restore { file: PathBuf },
 }
 
 #[derive(Args, Default)]
@@ -108,6 +129,7 @@ fn main() {
             user_add(config, email, name, superuser)
         }
         Some(Command::Demo(a)) => demo(config, a.employees, a.items),
+        Some(Command::Backup { cmd }) => backup(config, cmd),
     };
     if let Err(e) = result {
         eprintln!("bravely: {e:#}");
@@ -213,6 +235,39 @@ fn user_add(config: Config, email: String, name: String, superuser: bool) -> any
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     app.store.shutdown();
     println!("created user {id} <{email}>{}", if superuser { " (superuser)" } else { "" });
+    Ok(())
+}
+
+fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
+    match cmd {
+        BackupCmd::Create { out } => {
+            let app = open(config.clone())?;
+            let out = out.unwrap_or_else(|| {
+                bravely::backups::dir(&config.data_dir).join(bravely::backups::new_name(app.store.now(), "manual"))
+            });
+            let m = bravely::backups::archive::create(&app.store, &out, "manual")?;
+            app.store.shutdown();
+            println!("wrote {} ({} tables, {} rows)", out.display(), m.tables.len(), m.tables.values().sum::<u64>());
+        }
+        BackupCmd::Verify { file } => {
+            let m = bravely::backups::archive::verify(&file, None)?;
+            println!(
+                "{} is sound: made {} by bravely {}, {} tables, {} rows, checksum and row counts match",
+                file.display(),
+                m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.app_version,
+                m.tables.len(),
+                m.tables.values().sum::<u64>()
+            );
+        }
+        BackupCmd::Restore { file } => {
+            let (m, kept) = bravely::backups::archive::restore_offline(&config.data_dir, &file, Clock::system().now())?;
+            println!("restored {} (made {})", file.display(), m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+            if let Some(k) = kept {
+                println!("the previous database is kept as {}", k.display());
+            }
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod codec;
+pub mod snapshot;
 mod tx;
 pub mod value;
 mod writer;
@@ -209,6 +210,12 @@ impl Store {
         let mut names: Vec<String> = r.list_tables()?.map(|t| t.name().to_string()).collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Writes a consistent copy of the database to `out`, without blocking writers.
+    /// Returns the rows copied per table.
+    pub fn snapshot_to(&self, out: &Path) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        snapshot::snapshot(&self.inner.db, out)
     }
 
     /// The audit entries of one record, newest first.

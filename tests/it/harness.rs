@@ -16,6 +16,7 @@ pub struct TestApp {
     pub clock: Clock,
     /// Removed when the test ends.
     pub _dir: tempfile::TempDir,
+    stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -44,10 +45,23 @@ impl TestApp {
         let addr = listener.local_addr().expect("addr");
         let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
         let ep = app.endpoint();
-        tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(ep).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(ep, async move { drop(rx.await) }, Some(std::time::Duration::from_secs(5)))
+                .await;
         });
-        TestApp { app, addr, clock, _dir: dir }
+        TestApp { app, addr, clock, _dir: dir, stop: Some((tx, server)) }
+    }
+
+    /// Stops the server and the store and releases the data directory (for restores).
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some((tx, server)) = self.stop.take() {
+            let _ = tx.send(());
+            let _ = server.await;
+        }
+        self.app.store.shutdown();
+        self._dir
     }
 
     /// Creates a user directly (superuser or with the given permissions).

@@ -4,6 +4,7 @@ mod harness;
 
 mod admin;
 mod auth;
+mod backups;
 mod cli;
 mod crash;
 mod golden;

@@ -1,0 +1,59 @@
+//! Backups: consistent snapshots of the database in one verifiable file each.
+//!
+//! This is the first part of the module: manual backups from the web page and the CLI, stored
+//! in `<data dir>/backups/`, listed, downloaded, verified and deleted, and restored with the
+//! server stopped (`bravely backup restore`). Schedules, retention, remote destinations and
+//! restores from the web page build on it.
+
+pub mod archive;
+pub mod handlers;
+
+use std::path::{Path, PathBuf};
+
+use crate::web::Routes;
+use crate::{Module, NavEntry};
+
+pub use archive::{BackupError, Manifest};
+
+pub struct Backups;
+
+pub const PERMISSIONS: &[(&str, &str)] = &[
+    ("backups.view", "See the list of backups and verify them"),
+    ("backups.create", "Make a backup now"),
+    ("backups.download", "Download backup files (they hold all data)"),
+    ("backups.delete", "Delete backup files"),
+    ("backups.restore", "Restore a backup over the live data"),
+];
+
+impl Module for Backups {
+    fn name(&self) -> &'static str {
+        "Backups"
+    }
+    fn routes(&self, r: &mut Routes) {
+        handlers::routes(r);
+    }
+    fn nav(&self) -> Vec<NavEntry> {
+        vec![NavEntry::new("Administration", "Backups", "/backups".into(), Some("backups.view"))]
+    }
+    fn permissions(&self) -> Vec<(String, String)> {
+        PERMISSIONS.iter().map(|(c, d)| (c.to_string(), d.to_string())).collect()
+    }
+}
+
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("backups")
+}
+
+/// A backup's file name, checked: only names this module makes are accepted.
+pub fn file_of(data_dir: &Path, name: &str) -> Option<PathBuf> {
+    let ok = name.ends_with(&format!(".{}", archive::EXTENSION))
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let path = dir(data_dir).join(name);
+    (ok && path.is_file()).then_some(path)
+}
+
+/// A file name for a new backup made at `now`.
+pub fn new_name(now: chrono::DateTime<chrono::Utc>, policy: &str) -> String {
+    format!("bravely-{}-{policy}.{}", now.format("%Y%m%d-%H%M%S%.3f"), archive::EXTENSION)
+}
