@@ -121,8 +121,9 @@ pub struct AppInner {
     pub imports: admin::import::Jobs,
     /// Path prefixes whose POSTs authenticate otherwise (signed webhooks) and skip CSRF.
     pub csrf_exempt: Vec<String>,
-    /// The one HTTP client (rustls) for calls to other services.
-    pub http: reqwest::Client,
+    /// The one HTTP client (rustls) for calls to other services; made on first use, since
+    /// loading the system's root certificates would slow every start-up.
+    http: std::sync::OnceLock<reqwest::Client>,
     pub routes: Mutex<Vec<RouteInfo>>,
 }
 
@@ -191,12 +192,20 @@ impl App {
             tz,
             imports: admin::import::Jobs::default(),
             csrf_exempt,
-            http: reqwest::Client::builder()
-                .user_agent(concat!("bravely/", env!("CARGO_PKG_VERSION")))
-                .timeout(std::time::Duration::from_secs(15))
-                .build()?,
+            http: std::sync::OnceLock::new(),
             routes: Mutex::new(vec![]),
         })))
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("bravely/", env!("CARGO_PKG_VERSION")))
+                .timeout(std::time::Duration::from_secs(15))
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// Today in the company's time zone.

@@ -168,7 +168,7 @@ async fn lookup_users(app: &App, users: &[(String, String)]) {
     let Some(token) = app.config.slack.bot_token.clone() else { return };
     for (id, fallback_name) in users {
         let url = format!("{}/users.info", app.config.slack.api_base.trim_end_matches('/'));
-        let res = app.http.get(&url).query(&[("user", id.as_str())]).bearer_auth(token.expose()).send().await;
+        let res = app.http().get(&url).query(&[("user", id.as_str())]).bearer_auth(token.expose()).send().await;
         let info: Option<UsersInfo> = match res {
             Ok(r) => r.json().await.ok(),
             Err(e) => {
@@ -205,7 +205,7 @@ async fn post_response(app: &App, url: &str, r: &Reply) {
         tracing::warn!("not replying to a response_url outside slack.response_url_prefix");
         return;
     }
-    if let Err(e) = app.http.post(url).json(r).send().await {
+    if let Err(e) = app.http().post(url).json(r).send().await {
         tracing::warn!(error = %e, "posting to the Slack response_url failed");
     }
 }
@@ -235,26 +235,36 @@ fn me_text(app: &App, user: &str) -> Result<String, crate::store::StoreError> {
 }
 
 /// Names for Slack users: the employee's name when mapped, else the Slack name.
-struct Names {
-    by_slack: HashMap<String, (String, Option<u64>)>,
+/// Looked up per Slack id through the indexes and remembered for the page: a page shows a few
+/// dozen people, so it never reads every employee.
+struct Names<'a> {
+    r: &'a ReadTx,
+    seen: std::cell::RefCell<HashMap<String, (String, Option<Employee>)>>,
 }
 
-impl Names {
-    fn load(r: &ReadTx) -> AppResult<Names> {
-        let emps: HashMap<u64, Employee> = r.all::<Employee>()?.into_iter().collect();
-        let mut by_slack = HashMap::new();
-        for (_, u) in r.all::<SlackUser>()? {
-            let name =
-                u.employee.and_then(|e| emps.get(&e)).map(|e| e.name.clone()).unwrap_or_else(|| format!("@{}", u.name));
-            by_slack.insert(u.slack_id.clone(), (name, u.employee));
+impl<'a> Names<'a> {
+    fn new(r: &'a ReadTx) -> Names<'a> {
+        Names { r, seen: Default::default() }
+    }
+    fn lookup(&self, id: &str) -> (String, Option<Employee>) {
+        if let Some(v) = self.seen.borrow().get(id) {
+            return v.clone();
         }
-        Ok(Names { by_slack })
+        let found = self.r.find_unique::<SlackUser>("slack_id", id).ok().flatten().map(|(_, u)| u);
+        let emp = found.as_ref().and_then(|u| u.employee).and_then(|e| self.r.get::<Employee>(e).ok().flatten());
+        let name = match (&emp, &found) {
+            (Some(e), _) => e.name.clone(),
+            (None, Some(u)) => format!("@{}", u.name),
+            (None, None) => id.to_string(),
+        };
+        self.seen.borrow_mut().insert(id.to_string(), (name.clone(), emp.clone()));
+        (name, emp)
     }
     fn name(&self, id: &str) -> String {
-        self.by_slack.get(id).map(|(n, _)| n.clone()).unwrap_or_else(|| id.to_string())
+        self.lookup(id).0
     }
-    fn employee(&self, id: &str) -> Option<u64> {
-        self.by_slack.get(id).and_then(|(_, e)| *e)
+    fn team(&self, id: &str) -> Option<String> {
+        self.lookup(id).1.and_then(|e| e.team)
     }
 }
 
@@ -278,15 +288,20 @@ async fn leaderboard_page(app: Data<&App>, ctx: Data<&Arc<Ctx>>, Query(q): Query
     let next =
         (first + chrono::Duration::days(32)).with_day(1).map(|d| d.format("%Y-%m").to_string()).unwrap_or_default();
     let r = app.store.read()?;
-    let names = Names::load(&r)?;
-    let teams: HashMap<u64, Option<String>> = r.all::<Employee>()?.into_iter().map(|(id, e)| (id, e.team)).collect();
-    let mut all_teams: Vec<String> = teams.values().flatten().cloned().collect();
+    let names = Names::new(&r);
+    let mut all_teams: Vec<String> = match app.registry.get("employees") {
+        Some(res) => {
+            let i = res.def().field_index("team").unwrap_or(0);
+            res.model().all().iter().filter_map(|row| row.values[i].as_str().map(str::to_string)).collect()
+        }
+        None => vec![],
+    };
     all_teams.sort();
     all_teams.dedup();
     let team = q.team.clone().filter(|t| !t.is_empty());
     let in_team = |slack: &str| match &team {
         None => true,
-        Some(t) => names.employee(slack).and_then(|e| teams.get(&e).cloned().flatten()).as_deref() == Some(t.as_str()),
+        Some(t) => names.team(slack).as_deref() == Some(t.as_str()),
     };
     let recv: Vec<(String, i64)> =
         service::received_board(&r, &month)?.into_iter().filter(|(u, _)| in_team(u)).collect();
@@ -337,7 +352,7 @@ async fn leaderboard_page(app: Data<&App>, ctx: Data<&Arc<Ctx>>, Query(q): Query
 #[handler]
 async fn feed_page(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
     let r = app.store.read()?;
-    let names = Names::load(&r)?;
+    let names = Names::new(&r);
     let res = app.registry.get("thanks").ok_or(AppError::NotFound)?;
     let at = res.def().field_index("at").unwrap_or(0);
     let page = res.model().query(&crate::admin::list::Query {
@@ -357,7 +372,7 @@ async fn feed_page(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response>
     Ok(render(&app, &ctx, Page::new("Thanks", feed(&names, &items)).crumb("Leaderboard", "/kudos")))
 }
 
-fn feed(names: &Names, items: &[Thanks]) -> Markup {
+fn feed(names: &Names<'_>, items: &[Thanks]) -> Markup {
     html! {
         @if items.is_empty() { p.muted { "Nobody has been thanked yet. Try /thanks in Slack." } }
         ul.feed {
@@ -374,9 +389,8 @@ fn feed(names: &Names, items: &[Thanks]) -> Markup {
 
 /// Thanks an employee received, shown on their page.
 pub fn employee_panel(app: &App, _ctx: &Ctx, employee: u64) -> Markup {
-    let load = || -> AppResult<(Names, Vec<Thanks>)> {
+    let render = || -> AppResult<Markup> {
         let r = app.store.read()?;
-        let names = Names::load(&r)?;
         let mut items = Vec::new();
         for sid in r.find_by::<SlackUser>("employee", &Value::Ref(employee))? {
             if let Some(u) = r.get::<SlackUser>(sid)? {
@@ -389,15 +403,13 @@ pub fn employee_panel(app: &App, _ctx: &Ctx, employee: u64) -> Markup {
         }
         items.sort_by_key(|t| std::cmp::Reverse(t.at));
         items.truncate(50);
-        Ok((names, items))
-    };
-    match load() {
-        Ok((names, items)) => html! {
+        let names = Names::new(&r);
+        Ok(html! {
             section.card id="thanks" {
                 h2 { "Thanks received" }
                 @if items.is_empty() { p.muted { "None yet." } } @else { (feed(&names, &items)) }
             }
-        },
-        Err(e) => html! { div.form-errors { (e.to_string()) } },
-    }
+        })
+    };
+    render().unwrap_or_else(|e| html! { div.form-errors { (e.to_string()) } })
 }
