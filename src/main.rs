@@ -101,6 +101,18 @@ fn main() {
         }
     };
     init_logs(config.log_format);
+    // Before any other thread starts, so the panic hook covers them all. Dropping the guard at
+    // the end of `main` flushes queued events.
+    let reporting = match bravely::reporting::init_from_env() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("bravely: configuration error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    if reporting.is_some() {
+        tracing::info!("reporting errors to Sentry");
+    }
     let result = match cli.command {
         None => serve(config, ServeArgs::default()),
         Some(Command::Serve(a)) => serve(config, a),
@@ -109,6 +121,7 @@ fn main() {
         }
         Some(Command::Demo(a)) => demo(config, a.employees, a.items),
     };
+    drop(reporting);
     if let Err(e) = result {
         eprintln!("bravely: {e:#}");
         std::process::exit(1);
@@ -147,6 +160,9 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let acceptor = poem::listener::TcpAcceptor::from_std(std_listener)?;
         let endpoint = app.endpoint();
         tracing::info!("listening on http://{addr}");
+        if app.config.metrics_token.is_none() {
+            tracing::info!("GET /metrics is off: set metrics_token (BRAVELY_METRICS_TOKEN) to turn it on");
+        }
         let first_run = app.clone();
         tokio::spawn(async move {
             if let Some(link) = first_run.setup_link().await {

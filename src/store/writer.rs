@@ -10,6 +10,7 @@ use super::tx::{ReadTx, Tx};
 use super::{Actor, Change, Listener, StoreError};
 use crate::clock::Clock;
 use crate::error::AppError;
+use crate::metrics::CommitMetrics;
 
 /// Most writes folded into one durable commit.
 const MAX_BATCH: usize = 256;
@@ -110,6 +111,7 @@ pub(super) fn spawn(
     clock: Clock,
     listeners: Vec<Arc<dyn Listener>>,
     state: tokio::sync::watch::Sender<LoadState>,
+    metrics: Arc<CommitMetrics>,
 ) -> Result<Handle, StoreError> {
     let (tx, rx) = mpsc::channel::<Msg>();
     std::thread::Builder::new()
@@ -124,7 +126,7 @@ pub(super) fn spawn(
             match loaded {
                 Ok(()) => {
                     state.send_replace(LoadState::Ready);
-                    writer_loop(db, clock, listeners, rx);
+                    writer_loop(db, clock, listeners, rx, &metrics);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot load the data; nothing will be served");
@@ -136,7 +138,13 @@ pub(super) fn spawn(
     Ok(Handle { tx })
 }
 
-fn writer_loop(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>>, rx: mpsc::Receiver<Msg>) {
+fn writer_loop(
+    db: Arc<Database>,
+    clock: Clock,
+    listeners: Vec<Arc<dyn Listener>>,
+    rx: mpsc::Receiver<Msg>,
+    metrics: &CommitMetrics,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut stop = false;
     while !stop {
@@ -155,9 +163,13 @@ fn writer_loop(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>
             }
         }
         let alone = batch.len() == 1;
+        let writes = batch.len();
+        // Monotonic time for the metric only; what is stored takes its time from `clock`.
+        let started = std::time::Instant::now();
         let mut changes = Vec::new();
         let completions: Vec<Completion> = batch.drain(..).map(|job| job(&db, &clock, &mut changes, alone)).collect();
         let durable = if alone { Ok(()) } else { flush(&db) };
+        metrics.observe(writes, started.elapsed().as_secs_f64(), durable.is_ok());
         if durable.is_ok() && !changes.is_empty() {
             for l in &listeners {
                 l.apply(&changes);

@@ -29,7 +29,17 @@ impl TestApp {
     }
 
     pub async fn spawn_in(dir: tempfile::TempDir) -> TestApp {
-        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        Self::spawn_custom(dir, |_| {}, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with a changed configuration and routes the app does not ship.
+    pub async fn spawn_custom(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut Config),
+        extra_routes: impl FnOnce(&mut bravely::web::Routes),
+    ) -> TestApp {
+        let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        configure(&mut config);
         let clock = Clock::manual(start_time());
         let app = App::open(config, clock.clone()).expect("app opens");
         app.store.ready().await.expect("data loads");
@@ -37,7 +47,7 @@ impl TestApp {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
-        let ep = app.endpoint();
+        let ep = app.endpoint_with(extra_routes);
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(ep).await;
         });

@@ -8,4 +8,5 @@ mod cli;
 mod crash;
 mod golden;
 mod inventory;
+mod observability;
 mod permissions;
