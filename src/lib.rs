@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod money;
 pub mod people;
 pub mod reporting;
+pub mod server;
 pub mod store;
 pub mod web;
 
@@ -116,6 +117,8 @@ pub struct AppInner {
     pub http_metrics: metrics::HttpMetrics,
     /// Where panics and 500s are reported (Sentry, when configured).
     pub reporter: reporting::Reporter,
+    /// Set when the server is stopping: responses then ask clients to close the connection.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -184,6 +187,7 @@ impl App {
             routes: Mutex::new(vec![]),
             http_metrics: metrics::HttpMetrics::default(),
             reporter: reporting::Reporter::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })))
     }
 

@@ -146,6 +146,10 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
     if app.auth.secure_cookies {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        // Stopping: the client should send its next request on a new connection (see server.rs).
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

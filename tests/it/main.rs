@@ -10,3 +10,4 @@ mod golden;
 mod inventory;
 mod observability;
 mod permissions;
+mod restart;
