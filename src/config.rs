@@ -53,6 +53,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub login: LoginConfig,
     pub slack: SlackConfig,
+    /// Bearer token that `GET /metrics` requires; without one the endpoint answers 404.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +112,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             login: LoginConfig::default(),
             slack: SlackConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -147,6 +150,7 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_SESSION_ABSOLUTE_HOURS",
     "BRAVELY_SLACK_SIGNING_SECRET",
     "BRAVELY_SLACK_BOT_TOKEN",
+    "BRAVELY_METRICS_TOKEN",
 ];
 
 impl Config {
@@ -233,6 +237,9 @@ impl Config {
             self.session.absolute_hours =
                 v.parse().context("BRAVELY_SESSION_ABSOLUTE_HOURS must be a number of hours")?;
         }
+        if let Some(v) = read("BRAVELY_METRICS_TOKEN")? {
+            self.metrics_token = Some(Secret::new(v));
+        }
         Ok(())
     }
 
@@ -246,6 +253,11 @@ impl Config {
         }
         if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
             bail!("session.idle_minutes and session.absolute_hours must be positive");
+        }
+        if let Some(t) = &self.metrics_token
+            && t.expose().trim().len() < 16
+        {
+            bail!("metrics_token must be at least 16 characters (generate one with `openssl rand -hex 32`)");
         }
         Ok(())
     }
@@ -301,6 +313,17 @@ mod tests {
     fn secret_is_redacted_in_debug() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "\"[redacted]\"");
+    }
+
+    #[test]
+    fn metrics_token_comes_from_env_is_redacted_and_must_be_long() {
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| (k == "BRAVELY_METRICS_TOKEN").then(|| "0123456789abcdef-token".to_string())).expect("ok");
+        assert_eq!(cfg.metrics_token.as_ref().map(Secret::expose), Some("0123456789abcdef-token"));
+        assert!(!format!("{cfg:?}").contains("0123456789abcdef"), "Debug redacts the token");
+        cfg.validate().expect("long enough");
+        let short = Config { metrics_token: Some(Secret::new("short")), ..Config::default() };
+        assert!(short.validate().unwrap_err().to_string().contains("metrics_token"));
     }
 
     #[test]

@@ -12,8 +12,11 @@ pub mod demo;
 pub mod error;
 pub mod inventory;
 pub mod kudos;
+pub mod metrics;
 pub mod money;
 pub mod people;
+pub mod reporting;
+pub mod server;
 pub mod store;
 pub mod web;
 
@@ -125,6 +128,12 @@ pub struct AppInner {
     /// loading the system's root certificates would slow every start-up.
     http: std::sync::OnceLock<reqwest::Client>,
     pub routes: Mutex<Vec<RouteInfo>>,
+    /// Requests by route and status, for `GET /metrics`.
+    pub http_metrics: metrics::HttpMetrics,
+    /// Where panics and 500s are reported (Sentry, when configured).
+    pub reporter: reporting::Reporter,
+    /// Set when the server is stopping: responses then ask clients to close the connection.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -194,6 +203,9 @@ impl App {
             csrf_exempt,
             http: std::sync::OnceLock::new(),
             routes: Mutex::new(vec![]),
+            http_metrics: metrics::HttpMetrics::default(),
+            reporter: reporting::Reporter::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })))
     }
 
@@ -231,24 +243,48 @@ impl App {
 
     /// The HTTP endpoint: routes of every module behind the request pipeline.
     pub fn endpoint(&self) -> impl Endpoint + 'static {
+        self.endpoint_with(|_| {})
+    }
+
+    /// [`App::endpoint`] with extra routes, for tests that need a route the app does not ship
+    /// (a handler that panics, say).
+    pub fn endpoint_with(&self, extra: impl FnOnce(&mut Routes)) -> impl Endpoint + 'static {
         let mut r = Routes::default();
         r.get("/", Access::SignedIn, home);
         r.get("/healthz", Access::Public, healthz);
         r.get("/readyz", Access::Public, readyz);
+        r.get(
+            "/metrics",
+            Access::Bearer {
+                token: self.config.metrics_token.clone(),
+                setting: "metrics_token (BRAVELY_METRICS_TOKEN)",
+            },
+            metrics_page,
+        );
         r.get("/assets/*path", Access::Public, web::assets::serve);
         admin::handlers::routes(&mut r);
         for m in modules() {
             m.routes(&mut r);
         }
+        extra(&mut r);
         *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = r.table();
         let app = self.clone();
-        r.build().with(poem::middleware::CatchPanic::new()).around(web::middleware::pipeline).data(app)
+        // The pipeline catches panics itself, so that they get the error page and the request id.
+        r.build().around(web::middleware::pipeline).data(app)
     }
 }
 
 #[handler]
 fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus text format; the route's [`Access::Bearer`] checks the token.
+#[handler]
+fn metrics_page(app: Data<&App>) -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::render(&app.http_metrics, app.store.commit_metrics()))
 }
 
 #[handler]

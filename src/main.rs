@@ -122,6 +122,18 @@ fn main() {
         }
     };
     init_logs(config.log_format);
+    // Before any other thread starts, so the panic hook covers them all. Dropping the guard at
+    // the end of `main` flushes queued events.
+    let reporting = match bravely::reporting::init_from_env() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("bravely: configuration error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    if reporting.is_some() {
+        tracing::info!("reporting errors to Sentry");
+    }
     let result = match cli.command {
         None => serve(config, ServeArgs::default()),
         Some(Command::Serve(a)) => serve(config, a),
@@ -131,6 +143,7 @@ fn main() {
         Some(Command::Demo(a)) => demo(config, a.employees, a.items),
         Some(Command::Backup { cmd }) => backup(config, cmd),
     };
+    drop(reporting);
     if let Err(e) = result {
         eprintln!("bravely: {e:#}");
         std::process::exit(1);
@@ -163,12 +176,19 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     let rt = runtime()?;
     rt.block_on(async move {
-        let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-        std_listener.set_nonblocking(true)?;
+        let (std_listener, activated) = match activated_listener()? {
+            Some(l) => (l, true),
+            None => (std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?, false),
+        };
         let addr = std_listener.local_addr()?;
-        let acceptor = poem::listener::TcpAcceptor::from_std(std_listener)?;
-        let endpoint = app.endpoint();
-        tracing::info!("listening on http://{addr}");
+        if activated {
+            tracing::info!("listening on http://{addr} (socket from systemd; `listen` is not used)");
+        } else {
+            tracing::info!("listening on http://{addr}");
+        }
+        if app.config.metrics_token.is_none() {
+            tracing::info!("GET /metrics is off: set metrics_token (BRAVELY_METRICS_TOKEN) to turn it on");
+        }
         let first_run = app.clone();
         tokio::spawn(async move {
             if let Some(link) = first_run.setup_link().await {
@@ -184,13 +204,26 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 let _ = sessions.auth.sessions.sweep(&sessions.store).await;
             }
         });
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(Duration::from_secs(10)))
-            .await?;
+        bravely::server::run(app.clone(), std_listener, shutdown_signal()).await?;
         app.store.shutdown();
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The listening socket passed by systemd socket activation (`LISTEN_FDS`, with `LISTEN_PID`
+/// naming this process), if any. A restart then loses no connection: the socket stays open in
+/// systemd while one process drains and the next one opens the database, and the kernel queues
+/// the connections that arrive meanwhile.
+fn activated_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    if fds.len() > 1 {
+        tracing::warn!(sockets = fds.len(), "systemd passed several sockets; serving the first one only");
+    }
+    fds.take_tcp_listener(0).context("the socket from systemd (LISTEN_FDS) is not a TCP listener")
 }
 
 async fn shutdown_signal() {

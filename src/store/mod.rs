@@ -28,6 +28,7 @@ pub use writer::LoadState;
 
 use crate::clock::Clock;
 use crate::error::AppError;
+use crate::metrics::CommitMetrics;
 
 pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta.seq");
 pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("audit.log");
@@ -101,6 +102,7 @@ struct Inner {
     clock: Clock,
     writer: writer::Handle,
     state: tokio::sync::watch::Receiver<LoadState>,
+    commits: Arc<CommitMetrics>,
 }
 
 impl Store {
@@ -126,8 +128,9 @@ impl Store {
             w.commit()?;
         }
         let (state_tx, state) = tokio::sync::watch::channel(LoadState::Loading);
-        let writer = writer::spawn(db.clone(), clock.clone(), listeners, state_tx)?;
-        Ok(Store { inner: Arc::new(Inner { db, clock, writer, state }) })
+        let commits = Arc::new(CommitMetrics::default());
+        let writer = writer::spawn(db.clone(), clock.clone(), listeners, state_tx, commits.clone())?;
+        Ok(Store { inner: Arc::new(Inner { db, clock, writer, state, commits }) })
     }
 
     pub fn load_state(&self) -> LoadState {
@@ -158,6 +161,11 @@ impl Store {
                 LoadState::Loading => std::thread::sleep(std::time::Duration::from_millis(2)),
             }
         }
+    }
+
+    /// Commit latency and batch sizes of the group-commit writer.
+    pub fn commit_metrics(&self) -> &CommitMetrics {
+        &self.inner.commits
     }
 
     pub fn clock(&self) -> &Clock {

@@ -17,6 +17,7 @@ use super::tx::{ReadTx, Tx, Undo};
 use super::{Actor, Change, Listener, StoreError};
 use crate::clock::Clock;
 use crate::error::AppError;
+use crate::metrics::CommitMetrics;
 
 /// Most writes folded into one durable commit.
 const MAX_BATCH: usize = 512;
@@ -144,6 +145,7 @@ pub(super) fn spawn(
     clock: Clock,
     listeners: Vec<Arc<dyn Listener>>,
     state: tokio::sync::watch::Sender<LoadState>,
+    metrics: Arc<CommitMetrics>,
 ) -> Result<Handle, StoreError> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let thread = std::thread::Builder::new()
@@ -158,7 +160,7 @@ pub(super) fn spawn(
             match loaded {
                 Ok(()) => {
                     state.send_replace(LoadState::Ready);
-                    writer_loop(db, clock, listeners, rx);
+                    writer_loop(db, clock, listeners, rx, &metrics);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot load the data; nothing will be served");
@@ -170,7 +172,13 @@ pub(super) fn spawn(
     Ok(Handle { tx, thread: std::sync::Mutex::new(Some(thread)) })
 }
 
-fn writer_loop(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>>, rx: mpsc::Receiver<Msg>) {
+fn writer_loop(
+    db: Arc<Database>,
+    clock: Clock,
+    listeners: Vec<Arc<dyn Listener>>,
+    rx: mpsc::Receiver<Msg>,
+    metrics: &CommitMetrics,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut stop = false;
     while !stop {
@@ -188,11 +196,14 @@ fn writer_loop(db: Arc<Database>, clock: Clock, listeners: Vec<Arc<dyn Listener>
                 Err(_) => break,
             }
         }
-        run_batch(&db, &clock, &listeners, std::mem::take(&mut batch));
+        run_batch(&db, &clock, &listeners, std::mem::take(&mut batch), metrics);
     }
 }
 
-fn run_batch(db: &Database, clock: &Clock, listeners: &[Arc<dyn Listener>], jobs: Vec<Job>) {
+fn run_batch(db: &Database, clock: &Clock, listeners: &[Arc<dyn Listener>], jobs: Vec<Job>, metrics: &CommitMetrics) {
+    let writes = jobs.len();
+    // Monotonic time for the metric only; what is stored takes its time from `clock`.
+    let started = std::time::Instant::now();
     // Jobs that never ran are dropped with their reply senders: their callers see `WriterGone`.
     let fail_all = |jobs: Vec<Job>, e: &StoreError| {
         tracing::error!(error = %e, "a write batch could not start");
@@ -224,6 +235,7 @@ fn run_batch(db: &Database, clock: &Clock, listeners: &[Arc<dyn Listener>], jobs
     } else {
         txn.commit().map_err(StoreError::from)
     };
+    metrics.observe(writes, started.elapsed().as_secs_f64(), committed.is_ok());
     if committed.is_ok() && !changes.is_empty() {
         for l in listeners {
             l.apply(&changes);

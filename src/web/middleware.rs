@@ -1,7 +1,12 @@
 //! The request pipeline: request id, session, CSRF check, error pages, security headers.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use futures_util::FutureExt;
+use sentry::SentryFutureExt;
+use tracing::Instrument;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::web::cookie::{Cookie, SameSite};
@@ -25,20 +30,38 @@ fn request_id() -> String {
     hex::encode(b)
 }
 
-/// Wraps the whole router.
-pub async fn pipeline<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+/// Wraps the whole router. Every log line of the request carries its id (a tracing span), and
+/// so does any Sentry event it raises (a hub bound to the request's future).
+pub async fn pipeline<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     let started = Instant::now();
     let Some(app) = req.data::<App>().cloned() else {
         return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response());
     };
     let rid = request_id();
+    // ERROR level so that the id is there whatever `BRAVELY_LOG` lets through: a span's level
+    // only decides whether the span exists at all.
+    let span = tracing::error_span!("request", request_id = %rid);
+    let method = req.method().clone();
+    let fut = handle(ep, req, app.clone(), rid.clone()).instrument(span);
+    let (resp, route) = match app.reporter.request_hub(&rid) {
+        Some(hub) => fut.bind_hub(hub).await,
+        None => fut.await,
+    };
+    let route = route.unwrap_or_else(|| Arc::from(crate::metrics::UNMATCHED));
+    app.http_metrics.observe(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+/// The request proper; returns the response and the matched route pattern.
+async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String) -> (Response, Option<Arc<str>>) {
+    let started = Instant::now();
     // Health checks answer at once; everything else waits for the read models (start-up only).
     if req.uri().path() != "/healthz"
         && req.uri().path() != "/readyz"
         && let Err(e) = app.store.ready().await
     {
         tracing::error!(error = %e, "data not loaded");
-        return Ok(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        return (StatusCode::SERVICE_UNAVAILABLE.into_response(), None);
     }
     let now = app.store.now();
     let method = req.method().clone();
@@ -80,25 +103,36 @@ pub async fn pipeline<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result
         fragment: hx && !boosted,
         uri: uri.clone(),
         flash: flash.clone(),
+        route: OnceLock::new(),
     });
     req.extensions_mut().insert(ctx.clone());
 
     let unsafe_method = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let exempt = app.csrf_exempt.iter().any(|p| path.starts_with(p.as_str()));
-    let mut result = if unsafe_method && !exempt {
-        match check_csrf(&app, &mut req, &binding).await {
-            Ok(()) => ep.call(req).await.map(IntoResponse::into_response),
-            Err(e) => Err(e.into()),
+    let call = async {
+        if unsafe_method
+            && !exempt
+            && let Err(e) = check_csrf(&app, &mut req, &binding).await
+        {
+            let _ = ctx.route.set(Arc::from(crate::metrics::CSRF_REFUSED));
+            return Err(e.into());
         }
-    } else {
         ep.call(req).await.map(IntoResponse::into_response)
     };
-
-    let mut resp = match result.as_mut() {
-        Ok(_) => result.unwrap_or_else(|_| Response::default()),
-        Err(_) => {
-            let err = result.err().map(poem_to_app).unwrap_or(AppError::NotFound);
-            error_response(&app, &ctx, err)
+    // A panicking handler costs its own request a 500 page, nothing more. The panic hook has
+    // already logged it and reported it to Sentry (with this request's hub), so it is not
+    // reported a second time here.
+    let mut resp = match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => error_response(&app, &ctx, poem_to_app(e)),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            tracing::error!(panic = %msg, "handler panicked");
+            render_error(&app, &ctx, AppError::internal("handler panicked"))
         }
     };
 
@@ -111,6 +145,10 @@ pub async fn pipeline<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     if app.auth.secure_cookies {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        // Stopping: the client should send its next request on a new connection (see server.rs).
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -140,11 +178,12 @@ pub async fn pipeline<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::error!(request_id = %rid, %method, path = %path, status, ms, "request failed");
+        tracing::error!(%method, path = %path, status, ms, "request failed");
     } else {
-        tracing::debug!(request_id = %rid, %method, path = %path, status, ms, "request");
+        tracing::debug!(%method, path = %path, status, ms, "request");
     }
-    Ok(resp)
+    let route = ctx.route.get().cloned();
+    (resp, route)
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -237,26 +276,35 @@ async fn multipart_field(ctype: &str, body: bytes::Bytes, name: &str) -> Option<
     None
 }
 
-/// Renders an error as a page (or a redirect to the login page).
+/// Renders an error as a page (or a redirect to the login page); internal errors are logged
+/// and reported to Sentry first.
 pub fn error_response(app: &App, ctx: &Ctx, err: AppError) -> Response {
-    match &err {
-        AppError::Unauthenticated { next } => {
-            if ctx.fragment {
-                // htmx follows HX-Redirect with a full navigation.
-                return Response::builder()
-                    .status(StatusCode::UNAUTHORIZED)
-                    .header("HX-Redirect", super::paths::login(Some(next)))
-                    .finish();
-            }
+    if let AppError::Internal(e) = &err {
+        tracing::error!(error = format!("{e:#}"), "internal error");
+        let route = ctx.route.get().map(|r| r.to_string()).unwrap_or_else(|| crate::metrics::UNMATCHED.into());
+        let hub = sentry::Hub::current();
+        hub.with_scope(
+            |s| s.set_tag("route", route),
+            || hub.capture_error::<dyn std::error::Error + Send + Sync>(e.as_ref()),
+        );
+    }
+    render_error(app, ctx, err)
+}
+
+/// The error page (or the redirect to the login page), without logging or reporting.
+fn render_error(app: &App, ctx: &Ctx, err: AppError) -> Response {
+    if let AppError::Unauthenticated { next } = &err {
+        if ctx.fragment {
+            // htmx follows HX-Redirect with a full navigation.
             return Response::builder()
-                .status(StatusCode::SEE_OTHER)
-                .header(header::LOCATION, super::paths::login(Some(next)))
+                .status(StatusCode::UNAUTHORIZED)
+                .header("HX-Redirect", super::paths::login(Some(next)))
                 .finish();
         }
-        AppError::Internal(e) => {
-            tracing::error!(request_id = %ctx.request_id, error = format!("{e:#}"), "internal error");
-        }
-        _ => {}
+        return Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, super::paths::login(Some(next)))
+            .finish();
     }
     let status = err.status();
     let (title, message) = match &err {

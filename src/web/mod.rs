@@ -6,12 +6,13 @@ pub mod middleware;
 pub mod paths;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use poem::http::Method;
+use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, RouteMethod};
 
 use crate::auth::Principal;
+use crate::config::Secret;
 use crate::error::AppError;
 
 /// Who may call a route. Every route states one; there is no default.
@@ -26,6 +27,12 @@ pub enum Access {
     /// The `{slug}.{action}` permission of the admin resource named by the `slug` path parameter.
     Resource(&'static str),
     Superuser,
+    /// Machines, not people: `Authorization: Bearer <token>` must carry `token` (sessions do not
+    /// count). Without a configured token the route answers 404 and logs which `setting` to set.
+    Bearer {
+        token: Option<Secret>,
+        setting: &'static str,
+    },
 }
 
 impl Access {
@@ -53,6 +60,9 @@ pub struct Ctx {
     /// Path and query of this request (for `next=` links).
     pub uri: String,
     pub flash: Option<layout::Flash>,
+    /// The pattern of the route that matched (`/admin/:slug/`), set by the route's guard; unset
+    /// when no route matched. Metrics count by it.
+    pub route: OnceLock<Arc<str>>,
 }
 
 impl Ctx {
@@ -86,7 +96,7 @@ impl Routes {
         E::Output: IntoResponse,
     {
         self.table.push(RouteInfo { method: method.clone(), path: path.to_string(), access: access.clone() });
-        let guarded = Guard { access, inner: ep.map_to_response() }.boxed();
+        let guarded = Guard { access, pattern: Arc::from(path), inner: ep.map_to_response() }.boxed();
         self.by_path.entry(path.to_string()).or_default().push((method, Access::Public, guarded));
     }
 
@@ -126,6 +136,7 @@ impl Routes {
 /// Enforces a route's [`Access`] before its handler runs.
 struct Guard<E> {
     access: Access,
+    pattern: Arc<str>,
     inner: E,
 }
 
@@ -137,6 +148,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Guard<E> {
         let Some(ctx) = ctx else {
             return Err(AppError::internal("request context missing").into());
         };
+        let _ = ctx.route.set(self.pattern.clone());
         let allowed = match &self.access {
             Access::Public => true,
             Access::SignedIn => ctx.user()?.user_id > 0,
@@ -147,10 +159,38 @@ impl<E: Endpoint<Output = Response>> Endpoint for Guard<E> {
                 let slug = req.raw_path_param("slug").unwrap_or_default();
                 user.can(&format!("{slug}.{action}"))
             }
+            Access::Bearer { token: None, setting } => {
+                tracing::warn!(
+                    path = %req.uri().path(),
+                    "this endpoint is off until `{setting}` is configured; answering 404"
+                );
+                return Err(AppError::NotFound.into());
+            }
+            Access::Bearer { token: Some(token), .. } => {
+                if !bearer_matches(&req, token) {
+                    return Ok(Response::builder()
+                        .status(StatusCode::UNAUTHORIZED)
+                        .header(header::WWW_AUTHENTICATE, "Bearer")
+                        .body("a valid bearer token is required\n"));
+                }
+                true
+            }
         };
         if !allowed {
             return Err(AppError::Forbidden.into());
         }
         self.inner.call(req).await
     }
+}
+
+/// Whether `Authorization: Bearer <t>` carries `token`, compared in constant time.
+fn bearer_matches(req: &Request, token: &Secret) -> bool {
+    use subtle::ConstantTimeEq;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    given.is_some_and(|g| g.as_bytes().ct_eq(token.expose().trim().as_bytes()).into())
 }

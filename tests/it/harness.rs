@@ -35,8 +35,17 @@ impl TestApp {
 
     /// Spawns with a configuration changed by `tweak` (the data directory is set already).
     pub async fn spawn_with(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_custom(dir, tweak, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with a changed configuration and routes the app does not ship.
+    pub async fn spawn_custom(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut Config),
+        extra_routes: impl FnOnce(&mut bravely::web::Routes),
+    ) -> TestApp {
         let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-        tweak(&mut config);
+        configure(&mut config);
         let clock = Clock::manual(start_time());
         let app = App::open(config, clock.clone()).expect("app opens");
         app.store.ready().await.expect("data loads");
@@ -44,7 +53,7 @@ impl TestApp {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
-        let ep = app.endpoint();
+        let ep = app.endpoint_with(extra_routes);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor)

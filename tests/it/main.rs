@@ -10,5 +10,7 @@ mod crash;
 mod golden;
 mod inventory;
 mod kudos;
+mod observability;
 mod permissions;
+mod restart;
 mod store;

@@ -87,6 +87,11 @@ async fn every_route_enforces_its_declared_access() {
             let a = send(&anon).await;
             match &route.access {
                 Access::Public => assert_ne!(a.status(), 403, "{} {path} is public", route.method),
+                // No token is configured here, so token routes are off (404); never open.
+                Access::Bearer { token, .. } => {
+                    assert!(token.is_none());
+                    assert_eq!(a.status(), 404, "{} {path}: off without a configured token", route.method);
+                }
                 _ => {
                     assert_eq!(a.status(), 303, "{} {path}: anonymous is sent to sign in", route.method);
                     assert!(location(&a).starts_with("/login"), "{} {path}", route.method);
@@ -95,6 +100,7 @@ async fn every_route_enforces_its_declared_access() {
             let n = send(&nobody).await;
             match &route.access {
                 Access::Public | Access::SignedIn => assert_ne!(n.status(), 403, "{} {path}", route.method),
+                Access::Bearer { .. } => assert_eq!(n.status(), 404, "{} {path}: a session is no token", route.method),
                 _ => assert_eq!(n.status(), 403, "{} {path}: no permission means 403", route.method),
             }
             if let Some(perm) = perm_for(&route.access, slug) {
@@ -106,6 +112,16 @@ async fn every_route_enforces_its_declared_access() {
                 assert!(!location(&h).starts_with("/login"), "{} {path}: holder of {perm} is signed in", route.method);
             }
             let s = send(&root).await;
+            if let Access::Bearer { .. } = route.access {
+                assert_eq!(
+                    s.status(),
+                    404,
+                    "{} {path}: not even a superuser's session opens a token route",
+                    route.method
+                );
+                checked += 1;
+                continue;
+            }
             assert_ne!(s.status(), 403, "{} {path}: superuser", route.method);
             assert!(s.status().as_u16() < 500, "{} {path}: superuser got {}", route.method, s.status());
             checked += 1;
