@@ -16,6 +16,8 @@
 #           x86_64-unknown-linux-musl`, checks that the binary is statically linked
 #           (file, ldd), prints its size, starts it in an empty temporary
 #           directory and gets /healthz, then stops it by PID
+#   supply  cargo deny check (advisories, licences, bans, sources; deny.toml),
+#           installing cargo-deny (pinned version) when missing
 #   build   cargo build --bin bravely
 #   e2e     e2e/run.sh <target>/debug/bravely   (browser tests, node:test)
 # A failing step does not stop the later independent ones (e2e needs build);
@@ -26,6 +28,7 @@
 # Environment:
 #   SKIP_E2E=1           skip chromium install, build and browser tests
 #   SKIP_STATIC=1        skip the static (musl) binary check
+#   SKIP_DENY=1          skip cargo deny
 #   STATIC_PROFILE=NAME  cargo profile of that check (default dist, the shipped one)
 #   TEST_RUNNER=cargo    use `cargo test` even when cargo-nextest is present
 #   CARGO_TARGET_DIR     respected (relative paths are taken from the caller's cwd)
@@ -280,6 +283,36 @@ if [[ ${SKIP_STATIC:-0} == 1 ]]; then
   record static skipped 0
 else
   run_step static static_check || true
+fi
+
+# --- supply chain: cargo deny -------------------------------------------------------
+CARGO_DENY_VERSION=0.20.2
+
+deny_check() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    echo "installing cargo-deny $CARGO_DENY_VERSION (cargo install --locked; several minutes, once)"
+    cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" || return 1
+  fi
+  cargo deny --version
+  cargo deny check licenses bans sources || return 1
+  # Advisories need the RustSec database from GitHub; a machine without that network
+  # access gets a warning for this one check, not a failure.
+  local out status=0
+  out=$(cargo deny check advisories 2>&1) || status=$?
+  printf '%s\n' "$out"
+  if ((status != 0)) && grep -qiE 'fetch|resolve host|network|connect|advisory database|advisory-db' <<<"$out" &&
+    ! grep -qE 'error\[(vulnerability|unsound|yanked|unmaintained)\]' <<<"$out"; then
+    echo "WARNING: the advisory database could not be fetched; advisories were not checked"
+    return 0
+  fi
+  return "$status"
+}
+
+if [[ ${SKIP_DENY:-0} == 1 ]]; then
+  section "supply: skipped (SKIP_DENY=1)"
+  record supply skipped 0
+else
+  run_step supply deny_check || true
 fi
 
 # --- browser end-to-end tests ---------------------------------------------------
