@@ -11,6 +11,13 @@
 #   fmt     cargo fmt --check
 #   clippy  cargo clippy --all-targets -- -D warnings
 #   test    cargo nextest run --all-targets (or cargo test --all-targets)
+#   static  the shipped binary: installs the musl target (rustup) and Debian's
+#           musl-tools when missing, runs `cargo build --profile dist --target
+#           x86_64-unknown-linux-musl`, checks that the binary is statically linked
+#           (file, ldd), prints its size, starts it in an empty temporary
+#           directory and gets /healthz, then stops it by PID
+#   supply  cargo deny check (advisories, licences, bans, sources; deny.toml),
+#           installing cargo-deny (pinned version) when missing
 #   build   cargo build --bin bravely
 #   e2e     e2e/run.sh <target>/debug/bravely   (browser tests, node:test)
 # A failing step does not stop the later independent ones (e2e needs build);
@@ -20,6 +27,9 @@
 #
 # Environment:
 #   SKIP_E2E=1           skip chromium install, build and browser tests
+#   SKIP_STATIC=1        skip the static (musl) binary check
+#   SKIP_DENY=1          skip cargo deny
+#   STATIC_PROFILE=NAME  cargo profile of that check (default dist, the shipped one)
 #   TEST_RUNNER=cargo    use `cargo test` even when cargo-nextest is present
 #   CARGO_TARGET_DIR     respected (relative paths are taken from the caller's cwd)
 #   CHROMIUM_PATH        browser for the e2e tests (default /usr/bin/chromium)
@@ -202,6 +212,107 @@ if [[ ${TEST_RUNNER:-nextest} == nextest ]] && cargo nextest --version >/dev/nul
 else
   run_step test cargo test --all-targets --no-fail-fast || true
   count_tests cargo "$LOG_DIR/test.log"
+fi
+
+# --- the static release binary ---------------------------------------------------
+MUSL_TARGET=x86_64-unknown-linux-musl
+STATIC_PROFILE=${STATIC_PROFILE:-dist}
+
+ensure_musl() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL_TARGET"; then
+    echo "installing the rust target $MUSL_TARGET"
+    rustup target add "$MUSL_TARGET" || return 1
+  fi
+  # aws-lc-sys (rustls' crypto) compiles C for the target: it needs x86_64-linux-musl-gcc.
+  if ! command -v x86_64-linux-musl-gcc >/dev/null; then
+    echo "installing musl-tools (apt)"
+    apt_install musl-tools || return 1
+  fi
+  if ! command -v file >/dev/null; then
+    apt_install file || return 1
+  fi
+}
+
+# static_check: build the shipped binary, check it is static, start it from an
+# empty directory and get /healthz over a raw socket (no curl needed).
+static_check() {
+  ensure_musl || return 1
+  local started=$SECONDS
+  cargo build --locked --profile "$STATIC_PROFILE" --target "$MUSL_TARGET" --bin bravely || return 1
+  echo "build took $((SECONDS - started)) s"
+  local bin=$TARGET_DIR/$MUSL_TARGET/$STATIC_PROFILE/bravely
+  local kind
+  kind=$(file -b "$bin")
+  echo "file: $kind"
+  [[ $kind == *static-pie\ linked* || $kind == *statically\ linked* ]] || { echo "not a static binary" >&2; return 1; }
+  ldd "$bin" 2>&1 | tee /dev/stderr | grep -qE 'statically linked|not a dynamic executable' ||
+    { echo "ldd does not call it static" >&2; return 1; }
+  echo "size: $(stat -c %s "$bin") bytes ($(du -h "$bin" | cut -f1))"
+
+  local dir pid port="" answer="" status=0
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/bravely-static.XXXXXX")
+  # Empty directory, no config, no environment beyond PATH: the binary needs nothing else.
+  (cd "$dir" && exec env -i PATH=/usr/bin:/bin NO_COLOR=1 "$bin" serve --listen 127.0.0.1:0 >"$dir/server.log" 2>&1) &
+  pid=$!
+  for _ in $(seq 100); do
+    port=$(sed -nE 's#.*listening on http://127\.0\.0\.1:([0-9]+).*#\1#p' "$dir/server.log" | head -n 1)
+    [[ -n $port ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -n $port ]] && exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+    printf 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+    answer=$(timeout 5 cat <&3 || true)
+    exec 3<&-
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  echo "GET /healthz: $(head -n 1 <<<"$answer" | tr -d '\r')"
+  if [[ $answer != "HTTP/1.1 200"* || $answer != *ok ]]; then
+    echo "--- server log ---" >&2
+    cat "$dir/server.log" >&2
+    status=1
+  fi
+  [[ -f $dir/data/bravely.redb ]] && echo "created data/bravely.redb in the empty directory"
+  rm -rf "$dir"
+  return "$status"
+}
+
+if [[ ${SKIP_STATIC:-0} == 1 ]]; then
+  section "static: skipped (SKIP_STATIC=1)"
+  record static skipped 0
+else
+  run_step static static_check || true
+fi
+
+# --- supply chain: cargo deny -------------------------------------------------------
+CARGO_DENY_VERSION=0.20.2
+
+deny_check() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    echo "installing cargo-deny $CARGO_DENY_VERSION (cargo install --locked; several minutes, once)"
+    cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" || return 1
+  fi
+  cargo deny --version
+  cargo deny check licenses bans sources || return 1
+  # Advisories need the RustSec database from GitHub; a machine without that network
+  # access gets a warning for this one check, not a failure.
+  local out status=0
+  out=$(cargo deny check advisories 2>&1) || status=$?
+  printf '%s\n' "$out"
+  if ((status != 0)) && grep -qiE 'fetch|resolve host|network|connect|advisory database|advisory-db' <<<"$out" &&
+    ! grep -qE 'error\[(vulnerability|unsound|yanked|unmaintained)\]' <<<"$out"; then
+    echo "WARNING: the advisory database could not be fetched; advisories were not checked"
+    return 0
+  fi
+  return "$status"
+}
+
+if [[ ${SKIP_DENY:-0} == 1 ]]; then
+  section "supply: skipped (SKIP_DENY=1)"
+  record supply skipped 0
+else
+  run_step supply deny_check || true
 fi
 
 # --- browser end-to-end tests ---------------------------------------------------
