@@ -31,13 +31,6 @@ impl Entity for User {
         IndexDef { name: "superuser", field: "superuser", unique: false },
         IndexDef { name: "groups", field: "groups", unique: false },
     ];
-    type Envelope = UserRecord;
-    fn wrap(&self) -> UserRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: UserRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("email", Value::text(self.email.clone())),
@@ -178,13 +171,6 @@ crate::envelope_v1!(Group, GroupRecord);
 impl Entity for Group {
     const TABLE: &'static str = "auth.groups";
     const INDEXES: &'static [IndexDef] = &[IndexDef { name: "name", field: "name", unique: true }];
-    type Envelope = GroupRecord;
-    fn wrap(&self) -> GroupRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: GroupRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![("name", Value::text(self.name.clone())), ("permissions", Value::Texts(self.permissions.clone()))]
     }

@@ -25,13 +25,6 @@ crate::envelope_v1!(ItemKind, ItemKindRecord);
 impl Entity for ItemKind {
     const TABLE: &'static str = "inventory.kinds";
     const INDEXES: &'static [IndexDef] = &[IndexDef { name: "name", field: "name", unique: true }];
-    type Envelope = ItemKindRecord;
-    fn wrap(&self) -> ItemKindRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: ItemKindRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("name", Value::text(self.name.clone())),
@@ -113,13 +106,6 @@ impl Entity for Item {
         IndexDef { name: "kind", field: "kind", unique: false },
         IndexDef { name: "assignee", field: "assignee", unique: false },
     ];
-    type Envelope = ItemRecord;
-    fn wrap(&self) -> ItemRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: ItemRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("name", Value::text(self.name.clone())),
@@ -254,13 +240,6 @@ impl Entity for Assignment {
         IndexDef { name: "item", field: "item", unique: false },
         IndexDef { name: "employee", field: "employee", unique: false },
     ];
-    type Envelope = AssignmentRecord;
-    fn wrap(&self) -> AssignmentRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: AssignmentRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("item", Value::Ref(self.item)),

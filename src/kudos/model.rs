@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::admin::def::take;
 use crate::admin::{AdminRecord, Field, FormCtx, Kind, OnDelete, ResourceDef, Values};
 use crate::error::FieldErrors;
+use crate::store::codec::Versioned;
 use crate::store::{Entity, IndexDef, Value};
 
 /// One thanker thanking one person. A `/thanks` naming three people makes three.
@@ -43,13 +44,6 @@ impl Entity for Thanks {
         IndexDef { name: "receiver", field: "receiver", unique: false },
         IndexDef { name: "month", field: "month", unique: false },
     ];
-    type Envelope = ThanksRecord;
-    fn wrap(&self) -> ThanksRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: ThanksRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("at", Value::Time(self.at)),
@@ -130,12 +124,7 @@ macro_rules! ledger {
             V1(Points),
         }
 
-        impl Entity for $ty {
-            const TABLE: &'static str = $table;
-            const INDEXES: &'static [IndexDef] = &[
-                IndexDef { name: "slack_user", field: "slack_user", unique: false },
-                IndexDef { name: "month", field: "month", unique: false },
-            ];
+        impl Versioned for $ty {
             type Envelope = $env;
             fn wrap(&self) -> $env {
                 $env::V1(self.0.clone())
@@ -145,6 +134,14 @@ macro_rules! ledger {
                     $env::V1(p) => $ty(p),
                 }
             }
+        }
+
+        impl Entity for $ty {
+            const TABLE: &'static str = $table;
+            const INDEXES: &'static [IndexDef] = &[
+                IndexDef { name: "slack_user", field: "slack_user", unique: false },
+                IndexDef { name: "month", field: "month", unique: false },
+            ];
             fn fields(&self) -> Vec<(&'static str, Value)> {
                 vec![
                     ("slack_user", Value::text(self.0.slack_user.clone())),
@@ -208,13 +205,6 @@ impl Entity for SlackUser {
         IndexDef { name: "slack_id", field: "slack_id", unique: true },
         IndexDef { name: "employee", field: "employee", unique: false },
     ];
-    type Envelope = SlackUserRecord;
-    fn wrap(&self) -> SlackUserRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: SlackUserRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("slack_id", Value::text(self.slack_id.clone())),
@@ -299,13 +289,6 @@ crate::envelope_v1!(KudosSettings, KudosSettingsRecord);
 
 impl Entity for KudosSettings {
     const TABLE: &'static str = "kudos.settings";
-    type Envelope = KudosSettingsRecord;
-    fn wrap(&self) -> KudosSettingsRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: KudosSettingsRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("points_for_giving", Value::Int(self.points_for_giving)),

@@ -23,13 +23,6 @@ crate::envelope_v1!(Employee, EmployeeRecord);
 impl Entity for Employee {
     const TABLE: &'static str = "people.employees";
     const INDEXES: &'static [IndexDef] = &[IndexDef { name: "work_email", field: "work_email", unique: true }];
-    type Envelope = EmployeeRecord;
-    fn wrap(&self) -> EmployeeRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: EmployeeRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("name", Value::text(self.name.clone())),

@@ -54,13 +54,6 @@ crate::envelope_v1!(AuditEntry, AuditEntryRecord);
 
 impl Entity for AuditEntry {
     const TABLE: &'static str = "audit.log";
-    type Envelope = AuditEntryRecord;
-    fn wrap(&self) -> AuditEntryRecord {
-        self.wrap_envelope()
-    }
-    fn unwrap(e: AuditEntryRecord) -> Self {
-        Self::unwrap_envelope(e)
-    }
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("at", Value::Time(self.at)),

@@ -18,15 +18,19 @@ pub struct IndexDef {
     pub unique: bool,
 }
 
+/// A stored type's versioned envelope: write the newest variant, upgrade older ones on read.
+/// [`envelope_v1!`](crate::envelope_v1) implements it for a type's first version.
+pub trait Versioned: Sized {
+    type Envelope: Serialize + DeserializeOwned;
+    fn wrap(&self) -> Self::Envelope;
+    fn unwrap(envelope: Self::Envelope) -> Self;
+}
+
 /// A record type with its own redb table.
-pub trait Entity: Clone + Send + Sync + 'static {
+pub trait Entity: Versioned + Clone + Send + Sync + 'static {
     /// The redb table name: a fixed literal, never derived from a Rust path.
     const TABLE: &'static str;
     const INDEXES: &'static [IndexDef] = &[];
-    type Envelope: Serialize + DeserializeOwned;
-
-    fn wrap(&self) -> Self::Envelope;
-    fn unwrap(envelope: Self::Envelope) -> Self;
 
     /// Every field, in a stable order, as generic values: audit diffs and indexes use these.
     /// Secrets (password hashes, token hashes) are left out.
@@ -48,8 +52,8 @@ pub fn decode<T: Entity>(bytes: &[u8]) -> Result<T, StoreError> {
         .map_err(|e| StoreError::Decode { table: T::TABLE, reason: e.to_string() })
 }
 
-/// Declares `enum $env { V1($ty) }` as the envelope of `$ty` and implements the envelope half of
-/// [`Entity`]. When a type changes, replace this with a hand-written envelope and upgrade path.
+/// Declares `enum $env { V1($ty) }` as the envelope of `$ty` and implements [`Versioned`].
+/// When a type changes, replace this with a hand-written envelope and upgrade path.
 #[macro_export]
 macro_rules! envelope_v1 {
     ($ty:ident, $env:ident) => {
@@ -57,11 +61,12 @@ macro_rules! envelope_v1 {
         pub enum $env {
             V1($ty),
         }
-        impl $ty {
-            fn wrap_envelope(&self) -> $env {
+        impl $crate::store::codec::Versioned for $ty {
+            type Envelope = $env;
+            fn wrap(&self) -> $env {
                 $env::V1(self.clone())
             }
-            fn unwrap_envelope(e: $env) -> Self {
+            fn unwrap(e: $env) -> Self {
                 match e {
                     $env::V1(v) => v,
                 }
