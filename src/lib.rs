@@ -130,6 +130,7 @@ pub struct AppInner {
     pub routes: Mutex<Vec<RouteInfo>>,
     /// Requests by route and status, for `GET /metrics`.
     pub http_metrics: metrics::HttpMetrics,
+    pub backup_metrics: metrics::BackupMetrics,
     /// Where panics and 500s are reported (Sentry, when configured).
     pub reporter: reporting::Reporter,
     /// Set when the server is stopping: responses then ask clients to close the connection.
@@ -204,6 +205,7 @@ impl App {
             http: std::sync::OnceLock::new(),
             routes: Mutex::new(vec![]),
             http_metrics: metrics::HttpMetrics::default(),
+            backup_metrics: metrics::BackupMetrics::default(),
             reporter: reporting::Reporter::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })))
@@ -282,9 +284,11 @@ fn healthz() -> &'static str {
 /// Prometheus text format; the route's [`Access::Bearer`] checks the token.
 #[handler]
 fn metrics_page(app: Data<&App>) -> Response {
-    Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::render(&app.http_metrics, app.store.commit_metrics()))
+    Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics::render(
+        &app.http_metrics,
+        app.store.commit_metrics(),
+        &app.backup_metrics,
+    ))
 }
 
 #[handler]

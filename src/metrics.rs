@@ -178,13 +178,81 @@ impl CommitMetrics {
     }
 }
 
+#[derive(Default)]
+struct BackupStats {
+    /// (operation, result) -> count
+    outcomes: std::collections::BTreeMap<(&'static str, &'static str), u64>,
+    last_success_unix: Option<i64>,
+    last_seconds: Option<f64>,
+}
+
+/// Backups made and verified, and when the last one succeeded (for alerting on staleness).
+#[derive(Default)]
+pub struct BackupMetrics {
+    stats: Mutex<BackupStats>,
+}
+
+impl BackupMetrics {
+    /// A backup attempt: `ok`, how long it took, and (on success) when it finished.
+    pub fn created(&self, ok: bool, seconds: f64, finished_unix: i64) {
+        let mut s = lock(&self.stats);
+        *s.outcomes.entry(("create", if ok { "ok" } else { "failed" })).or_default() += 1;
+        if ok {
+            s.last_success_unix = Some(finished_unix);
+            s.last_seconds = Some(seconds);
+        }
+    }
+
+    pub fn verified(&self, ok: bool) {
+        *lock(&self.stats).outcomes.entry(("verify", if ok { "ok" } else { "failed" })).or_default() += 1;
+    }
+
+    fn write(&self, out: &mut String) {
+        let s = lock(&self.stats);
+        out.push_str(
+            "# HELP bravely_backups_total Backups made and verified, by result.
+",
+        );
+        out.push_str(
+            "# TYPE bravely_backups_total counter
+",
+        );
+        for ((op, result), n) in &s.outcomes {
+            let _ = writeln!(out, "bravely_backups_total{{operation=\"{op}\",result=\"{result}\"}} {n}");
+        }
+        if let Some(t) = s.last_success_unix {
+            out.push_str(
+                "# HELP bravely_backup_last_success_timestamp_seconds When the last backup succeeded.
+",
+            );
+            out.push_str(
+                "# TYPE bravely_backup_last_success_timestamp_seconds gauge
+",
+            );
+            let _ = writeln!(out, "bravely_backup_last_success_timestamp_seconds {t}");
+        }
+        if let Some(d) = s.last_seconds {
+            out.push_str(
+                "# HELP bravely_backup_last_duration_seconds How long the last successful backup took.
+",
+            );
+            out.push_str(
+                "# TYPE bravely_backup_last_duration_seconds gauge
+",
+            );
+            let _ = writeln!(out, "bravely_backup_last_duration_seconds {d}");
+        }
+    }
+}
+
 /// The whole scrape.
-pub fn render(http: &HttpMetrics, commits: &CommitMetrics) -> String {
+pub fn render(http: &HttpMetrics, commits: &CommitMetrics, backups: &BackupMetrics) -> String {
     let mut out = String::with_capacity(16 * 1024);
     out.push_str("# HELP bravely_build_info The running version.\n# TYPE bravely_build_info gauge\n");
     let _ = writeln!(out, "bravely_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     http.write(&mut out);
     commits.write(&mut out);
+    backups.write(&mut out);
     out
 }
 
@@ -214,7 +282,7 @@ mod tests {
         m.observe(&Method::GET, &route, 200, 0.002);
         m.observe(&Method::GET, &route, 200, 0.003);
         m.observe(&Method::GET, &route, 403, 0.001);
-        let out = render(&m, &CommitMetrics::default());
+        let out = render(&m, &CommitMetrics::default(), &BackupMetrics::default());
         assert!(out.contains("bravely_http_requests_total{method=\"GET\",route=\"/admin/:slug/\",status=\"200\"} 2\n"));
         assert!(out.contains("bravely_http_requests_total{method=\"GET\",route=\"/admin/:slug/\",status=\"403\"} 1\n"));
         assert!(out.contains(

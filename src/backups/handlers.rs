@@ -121,10 +121,12 @@ pub async fn create_now(app: &App, policy: &str) -> Result<(String, archive::Man
     let out = super::dir(&app.config.data_dir).join(&name);
     let store = app.store.clone();
     let policy = policy.to_string();
-    let manifest = tokio::task::spawn_blocking(move || archive::create(&store, &out, &policy))
+    let started = app.store.clock().instant();
+    let result = tokio::task::spawn_blocking(move || archive::create(&store, &out, &policy))
         .await
-        .map_err(AppError::internal)?
         .map_err(AppError::internal)?;
+    app.backup_metrics.created(result.is_ok(), started.elapsed().as_secs_f64(), app.store.now().timestamp());
+    let manifest = result.map_err(AppError::internal)?;
     tracing::info!(file = %name, rows = manifest.tables.values().sum::<u64>(), "backup written");
     Ok((name, manifest))
 }
@@ -156,6 +158,7 @@ async fn download(app: Data<&App>, Path(name): Path<String>) -> AppResult<Respon
 async fn verify(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
     let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
     let result = tokio::task::spawn_blocking(move || archive::verify(&path, None)).await.map_err(AppError::internal)?;
+    app.backup_metrics.verified(result.is_ok());
     Ok(match result {
         Ok(m) => redirect(
             "/backups",

@@ -190,3 +190,29 @@ async fn damaged_and_foreign_files_are_refused_and_the_live_data_is_untouched() 
     assert!(e.contains("in use"), "{e}");
     assert!(t.app.store.read().expect("read").count(Employee::TABLE).expect("count") == 5);
 }
+
+#[tokio::test]
+async fn backup_outcomes_reach_the_metrics_scrape() {
+    let token = "metrics-token-for-tests";
+    let t = TestApp::spawn_with(tempfile::tempdir().expect("tempdir"), |c| {
+        c.metrics_token = Some(bravely::config::Secret::new(token));
+    })
+    .await;
+    t.demo(3, 0).await;
+    t.user("root@example.com", true, &[]).await;
+    let c = t.login("root@example.com").await;
+    assert_eq!(c.post("/backups", &[]).await.status(), 303);
+    let scrape = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    assert!(scrape.contains("bravely_backups_total{operation=\"create\",result=\"ok\"} 1"), "{scrape}");
+    let expected = format!("bravely_backup_last_success_timestamp_seconds {}", t.clock.now().timestamp());
+    assert!(scrape.contains(&expected), "the injected clock's time: {scrape}");
+}
