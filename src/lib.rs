@@ -131,6 +131,8 @@ pub struct AppInner {
     /// Requests by route and status, for `GET /metrics`.
     pub http_metrics: metrics::HttpMetrics,
     pub backup_metrics: metrics::BackupMetrics,
+    /// One backup (or deletion of one) at a time.
+    pub backup_lock: tokio::sync::Mutex<()>,
     /// Where panics and 500s are reported (Sentry, when configured).
     pub reporter: reporting::Reporter,
     /// Set when the server is stopping: responses then ask clients to close the connection.
@@ -206,6 +208,7 @@ impl App {
             routes: Mutex::new(vec![]),
             http_metrics: metrics::HttpMetrics::default(),
             backup_metrics: metrics::BackupMetrics::default(),
+            backup_lock: tokio::sync::Mutex::new(()),
             reporter: reporting::Reporter::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })))

@@ -20,9 +20,6 @@ pub fn routes(r: &mut Routes) {
     r.post("/backups/:name/delete", Access::perm("backups.delete"), delete);
 }
 
-/// One backup or restore at a time.
-static BUSY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct Listed {
     name: String,
     size: u64,
@@ -116,7 +113,7 @@ async fn list(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
 
 /// Makes a backup now and returns its file name.
 pub async fn create_now(app: &App, policy: &str) -> Result<(String, archive::Manifest), AppError> {
-    let _guard = BUSY.try_lock().map_err(|_| AppError::Conflict("A backup or restore is already running.".into()))?;
+    let _guard = app.backup_lock.try_lock().map_err(|_| AppError::Conflict("A backup is already running.".into()))?;
     let name = super::new_name(app.store.now(), policy);
     let out = super::dir(&app.config.data_dir).join(&name);
     let store = app.store.clone();
@@ -178,8 +175,9 @@ async fn verify(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response
 #[handler]
 async fn delete(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
     let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
-    let _guard =
-        BUSY.try_lock().map_err(|_| AppError::Conflict("A backup or restore is running; try again shortly.".into()))?;
+    let Ok(_guard) = app.backup_lock.try_lock() else {
+        return Ok(redirect("/backups", Some(Flash::error("A backup is running; try again shortly."))));
+    };
     std::fs::remove_file(&path).map_err(AppError::internal)?;
     tracing::info!(file = %name, "backup deleted");
     Ok(redirect("/backups", Some(Flash::success(format!("Deleted {name}.")))))
