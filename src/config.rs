@@ -55,6 +55,55 @@ pub struct Config {
     pub slack: SlackConfig,
     /// Bearer token that `GET /metrics` requires; without one the endpoint answers 404.
     pub metrics_token: Option<Secret>,
+    pub alerts: AlertsConfig,
+    pub backups: BackupsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// A Slack incoming-webhook URL: failed jobs and backups post a message there.
+    pub slack_webhook_url: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupsConfig {
+    /// Where the default weekly full backup goes (a URL such as `s3://bucket/bravely`); without
+    /// it, that policy keeps its backups in `<data dir>/backups` too.
+    pub remote: Option<String>,
+    /// Backup policies; when none are given, the two default ones apply (see the README).
+    pub policies: Vec<PolicyConfig>,
+}
+
+/// One `[[backups.policies]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Shown in the list and in file names: lowercase letters, digits and dashes.
+    pub name: String,
+    /// `database`, or `full` (the database plus the uploaded files under `<data dir>/files`).
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// Cron expression in the company's time zone, e.g. `"0 */4 * * *"`.
+    pub schedule: String,
+    /// `local` (`<data dir>/backups`, the default) or a URL (`s3://…`, `gs://…`, `az://…`,
+    /// `file:///…`).
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// `"30 days"`, `"12 weeks"`, `"last 10"` or `"forever"` (the default).
+    #[serde(default)]
+    pub keep: Option<String>,
+    /// Encrypts the backup with this passphrase (age, scrypt): keep it somewhere else too.
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+    /// Reads the passphrase from this file instead.
+    #[serde(default)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+fn default_scope() -> String {
+    "database".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +162,8 @@ impl Default for Config {
             login: LoginConfig::default(),
             slack: SlackConfig::default(),
             metrics_token: None,
+            alerts: AlertsConfig::default(),
+            backups: BackupsConfig::default(),
         }
     }
 }
@@ -151,6 +202,8 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_SLACK_SIGNING_SECRET",
     "BRAVELY_SLACK_BOT_TOKEN",
     "BRAVELY_METRICS_TOKEN",
+    "BRAVELY_ALERTS_SLACK_WEBHOOK_URL",
+    "BRAVELY_BACKUPS_REMOTE",
 ];
 
 impl Config {
@@ -240,6 +293,12 @@ impl Config {
         if let Some(v) = read("BRAVELY_METRICS_TOKEN")? {
             self.metrics_token = Some(Secret::new(v));
         }
+        if let Some(v) = read("BRAVELY_ALERTS_SLACK_WEBHOOK_URL")? {
+            self.alerts.slack_webhook_url = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_REMOTE")? {
+            self.backups.remote = Some(v);
+        }
         Ok(())
     }
 
@@ -259,6 +318,7 @@ impl Config {
         {
             bail!("metrics_token must be at least 16 characters (generate one with `openssl rand -hex 32`)");
         }
+        crate::backups::policy::policies(self)?;
         Ok(())
     }
 

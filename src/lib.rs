@@ -4,6 +4,7 @@
 //! and read models, and returns the HTTP endpoint.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod backups;
 pub mod clock;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod inventory;
+pub mod jobs;
 pub mod kudos;
 pub mod metrics;
 pub mod money;
@@ -78,6 +80,10 @@ pub trait Module: Send + Sync {
     fn csrf_exempt(&self) -> Vec<&'static str> {
         vec![]
     }
+    /// Scheduled jobs (see [`jobs`]); configuration errors stop the start.
+    fn jobs(&self, _config: &Config) -> anyhow::Result<Vec<jobs::Job>> {
+        Ok(vec![])
+    }
 }
 
 /// The accounts module: users and groups.
@@ -109,6 +115,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(inventory::Inventory),
         Box::new(kudos::Kudos),
         Box::new(backups::Backups),
+        Box::new(jobs::handlers::Jobs),
     ]
 }
 
@@ -137,6 +144,11 @@ pub struct AppInner {
     pub reporter: reporting::Reporter,
     /// Set when the server is stopping: responses then ask clients to close the connection.
     pub draining: std::sync::atomic::AtomicBool,
+    pub scheduler: jobs::Scheduler,
+    /// Backup files being read (downloads, restores): retention leaves them alone.
+    pub backups_in_use: backups::service::InUse,
+    /// Lets a restore from the web page restart the server.
+    pub restarter: server::Restarter,
 }
 
 #[derive(Clone)]
@@ -159,7 +171,9 @@ impl App {
         let mut panels = Vec::new();
         let mut listeners: Vec<Arc<dyn Listener>> = Vec::new();
         let mut csrf_exempt = Vec::new();
+        let mut job_list = Vec::new();
         for m in &mods {
+            job_list.extend(m.jobs(&config)?);
             csrf_exempt.extend(m.csrf_exempt().into_iter().map(str::to_string));
             resources.extend(m.resources());
             perms.extend(m.permissions());
@@ -193,6 +207,7 @@ impl App {
         };
         let currency = money::Currency::parse(&config.currency).map_err(|e| anyhow::anyhow!(e))?;
         let tz = config.tz()?;
+        let scheduler = jobs::Scheduler::new(job_list)?;
         Ok(App(Arc::new(AppInner {
             config,
             store,
@@ -211,6 +226,9 @@ impl App {
             backup_lock: tokio::sync::Mutex::new(()),
             reporter: reporting::Reporter::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            scheduler,
+            backups_in_use: backups::service::InUse::default(),
+            restarter: server::Restarter::default(),
         })))
     }
 
@@ -287,29 +305,34 @@ fn healthz() -> &'static str {
 /// Prometheus text format; the route's [`Access::Bearer`] checks the token.
 #[handler]
 fn metrics_page(app: Data<&App>) -> Response {
-    Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics::render(
-        &app.http_metrics,
-        app.store.commit_metrics(),
-        &app.backup_metrics,
-    ))
+    let mut out = metrics::render(&app.http_metrics, app.store.commit_metrics(), &app.backup_metrics);
+    app.scheduler.write_metrics(&mut out);
+    Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(out)
 }
 
 #[handler]
 fn readyz(app: Data<&App>) -> Response {
     let db = app.store.read().map(|r| r.count(User::TABLE_NAME).is_ok()).unwrap_or(false);
     let loaded = app.store.load_state();
-    let ready = db && loaded == store::LoadState::Ready;
-    let body = serde_json::json!({
-        "ready": ready,
-        "checks": {
-            "database": if db { "ok" } else { "unreadable" },
-            "read_models": match &loaded {
-                store::LoadState::Ready => "ok".to_string(),
-                store::LoadState::Loading => "loading".to_string(),
-                store::LoadState::Failed(e) => format!("failed: {e}"),
-            },
+    let stale = if db { app.scheduler.stale(&app) } else { vec![] };
+    let ready = db && loaded == store::LoadState::Ready && stale.is_empty();
+    let mut checks = serde_json::Map::new();
+    checks.insert("database".into(), (if db { "ok" } else { "unreadable" }).into());
+    checks.insert(
+        "read_models".into(),
+        match &loaded {
+            store::LoadState::Ready => "ok".to_string(),
+            store::LoadState::Loading => "loading".to_string(),
+            store::LoadState::Failed(e) => format!("failed: {e}"),
         }
-    });
+        .into(),
+    );
+    // Watched jobs (backup policies): each one's freshness.
+    for job in app.scheduler.jobs().iter().filter(|j| j.watched) {
+        let verdict = stale.iter().find(|(k, _)| *k == job.key).map(|(_, why)| format!("stale: {why}"));
+        checks.insert(format!("job:{}", job.key), verdict.unwrap_or_else(|| "ok".into()).into());
+    }
+    let body = serde_json::json!({ "ready": ready, "checks": checks });
     let mut resp = Json(body).into_response();
     if !ready {
         resp.set_status(StatusCode::SERVICE_UNAVAILABLE);

@@ -64,10 +64,37 @@ enum BackupCmd {
         out: Option<PathBuf>,
     },
     /// Check a backup file: archive, checksum, that the snapshot opens, row counts.
-    Verify { file: PathBuf },
+    Verify {
+        file: PathBuf,
+        /// For an encrypted backup: a file holding its passphrase (by default the passphrase
+        /// of the configured policy that made it).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Replace the data with a backup (the server must be stopped). The current database is
     /// kept beside it as bravely.redb.before-restore-<time>.
-    Restore { file: PathBuf },
+    Restore {
+        file: PathBuf,
+        /// For an encrypted backup: a file holding its passphrase (by default the passphrase
+        /// of the configured policy that made it).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// The passphrase for an encrypted backup: from `--passphrase-file`, else from the policy
+/// named in its manifest.
+fn backup_passphrase(
+    config: &Config,
+    file: &std::path::Path,
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<Option<bravely::config::Secret>> {
+    if let Some(path) = given {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(Some(bravely::config::Secret::new(text.trim_end_matches(['\n', '\r']))));
+    }
+    Ok(bravely::backups::archive::read_manifest(file)
+        .and_then(|m| bravely::backups::policy::passphrase_for(config, &m.policy)))
 }
 
 #[derive(Args, Default)]
@@ -166,6 +193,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let listen = config.listen;
+    // A restore asked for on the web page happens here, before the database is opened.
+    bravely::backups::restore::carry_out_pending(&config, Clock::system().now());
     let app = open(config)?;
     if args.demo && {
         app.store.ready_blocking()?;
@@ -181,7 +210,7 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         )?;
     }
     let rt = runtime()?;
-    rt.block_on(async move {
+    let restart_on = rt.block_on(async move {
         let (std_listener, activated) = match activated_listener()? {
             Some(l) => (l, true),
             None => (std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?, false),
@@ -210,11 +239,70 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 let _ = sessions.auth.sessions.sweep(&sessions.store).await;
             }
         });
-        bravely::server::run(app.clone(), std_listener, shutdown_signal()).await?;
+        let recorder = app.clone();
+        tokio::spawn(async move {
+            if recorder.store.ready().await.is_ok() {
+                bravely::backups::restore::record_outcome(&recorder).await;
+            }
+        });
+        tokio::spawn(bravely::jobs::run_loop(app.clone()));
+        // Kept for a self-restart (a restore from the web page): the next process serves it.
+        let kept = std_listener.try_clone()?;
+        app.restarter.enable();
+        let stop = {
+            let app = app.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = app.restarter.wait() => tracing::warn!("restarting to carry out a restore"),
+                }
+            }
+        };
+        bravely::server::run(app.clone(), std_listener, stop).await?;
         app.store.shutdown();
         tracing::info!("stopped");
-        Ok(())
-    })
+        anyhow::Ok(app.restarter.requested().then_some(kept))
+    })?;
+    // Ends background tasks, and with them every handle on the database.
+    drop(rt);
+    match restart_on {
+        Some(listener) => Err(reexec(listener)),
+        None => Ok(()),
+    }
+}
+
+/// Replaces this process with a fresh `bravely` (same arguments), handing it the listening
+/// socket as systemd would (`LISTEN_FDS`), so connections that arrive meanwhile wait in the
+/// kernel queue. Returns only on failure.
+#[cfg(unix)]
+#[allow(unsafe_code)] // two fd syscalls std does not offer; nothing else in the crate is unsafe
+fn reexec(listener: std::net::TcpListener) -> anyhow::Error {
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    const FIRST: i32 = 3; // SD_LISTEN_FDS_START
+    let fd = listener.as_raw_fd();
+    // SAFETY: plain fd syscalls on a descriptor this function owns; the process image is
+    // replaced right after.
+    let ok =
+        unsafe { if fd == FIRST { libc::fcntl(fd, libc::F_SETFD, 0) == 0 } else { libc::dup2(fd, FIRST) == FIRST } };
+    if !ok {
+        return anyhow::anyhow!("cannot hand the listening socket over: {}", std::io::Error::last_os_error());
+    }
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| "bravely".into());
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", std::process::id().to_string())
+        .env_remove("LISTEN_FDNAMES")
+        .exec();
+    anyhow::anyhow!("cannot restart: {err}")
+}
+
+#[cfg(not(unix))]
+fn reexec(_listener: std::net::TcpListener) -> anyhow::Error {
+    anyhow::anyhow!("restarting in place needs a Unix system; start the server again")
 }
 
 /// The listening socket passed by systemd socket activation (`LISTEN_FDS`, with `LISTEN_PID`
@@ -288,8 +376,18 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
             app.store.shutdown();
             println!("wrote {} ({} tables, {} rows)", out.display(), m.tables.len(), m.tables.values().sum::<u64>());
         }
-        BackupCmd::Verify { file } => {
-            let m = bravely::backups::archive::verify(&file, None)?;
+        BackupCmd::Verify { file, passphrase_file } => {
+            let pass = backup_passphrase(&config, &file, passphrase_file.as_deref())?;
+            let c = bravely::backups::archive::verify_with(&file, pass.as_ref(), None)?;
+            let m = &c.manifest;
+            if !c.contents_checked {
+                println!(
+                    "{}: the encrypted payload matches its checksum (made {}); give --passphrase-file to check the contents",
+                    file.display(),
+                    m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                );
+                return Ok(());
+            }
             println!(
                 "{} is sound: made {} by bravely {}, {} tables, {} rows, checksum and row counts match",
                 file.display(),
@@ -299,8 +397,14 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
                 m.tables.values().sum::<u64>()
             );
         }
-        BackupCmd::Restore { file } => {
-            let (m, kept) = bravely::backups::archive::restore_offline(&config.data_dir, &file, Clock::system().now())?;
+        BackupCmd::Restore { file, passphrase_file } => {
+            let pass = backup_passphrase(&config, &file, passphrase_file.as_deref())?;
+            let (m, kept) = bravely::backups::archive::restore_offline_with(
+                &config.data_dir,
+                &file,
+                pass.as_ref(),
+                Clock::system().now(),
+            )?;
             println!("restored {} (made {})", file.display(), m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
             if let Some(k) = kept {
                 println!("the previous database is kept as {}", k.display());

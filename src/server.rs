@@ -71,3 +71,34 @@ impl Acceptor for StopAccepting {
         std::future::pending().await
     }
 }
+
+/// A restart the application asks for (a restore from the web page): the server drains as on
+/// a stop signal, and `bravely serve` then re-executes itself on the same listening socket.
+#[derive(Default)]
+pub struct Restarter {
+    available: std::sync::atomic::AtomicBool,
+    requested: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Restarter {
+    /// Called by `bravely serve`, which knows how to restart; elsewhere (tests serving the app
+    /// in-process) a restart cannot happen and features needing one say so.
+    pub fn enable(&self) {
+        self.available.store(true, Ordering::SeqCst);
+    }
+    pub fn available(&self) -> bool {
+        self.available.load(Ordering::SeqCst)
+    }
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+    /// Completes when a restart is requested.
+    pub async fn wait(&self) {
+        self.notify.notified().await;
+    }
+}

@@ -1,5 +1,13 @@
-//! The backup file: one zstd-compressed tar holding `manifest.json` (first) and the database
-//! snapshot `bravely.redb`, with the snapshot's SHA-256 and row counts in the manifest.
+//! The backup file: one zstd-compressed tar holding `manifest.json` (always first, always
+//! readable) and then the parts: the database snapshot `bravely.redb` and, for full backups,
+//! the uploaded files as `files/…`. The manifest records each part's size and SHA-256 and the
+//! row count of every table.
+//!
+//! An encrypted backup keeps the manifest in clear (so lists and checksum checks need no key)
+//! and replaces the parts with one entry, `payload.tar.zst.age`: the parts as a zstd tar,
+//! encrypted with age (scrypt passphrase). The manifest then also records the payload's
+//! SHA-256, so a checksum check works without the passphrase; with it, verify decrypts, checks
+//! every part and opens the database.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -9,13 +17,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::Secret;
 use crate::store::Store;
 use crate::store::snapshot::table_counts;
 
-pub const FORMAT: u32 = 1;
+/// 1: database only. 2: adds full scope (files) and encryption. Both are read.
+pub const FORMAT: u32 = 2;
 pub const EXTENSION: &str = "bravely-backup";
 const DB_PART: &str = "bravely.redb";
 const MANIFEST: &str = "manifest.json";
+const PAYLOAD: &str = "payload.tar.zst.age";
+const FILES: &str = "files";
+pub const ENCRYPTION_AGE: &str = "age-scrypt";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Part {
@@ -29,12 +42,48 @@ pub struct Manifest {
     pub format: u32,
     pub app_version: String,
     pub created_at: DateTime<Utc>,
-    /// `database` (the only scope so far).
+    /// `database`, or `full` (with the files under `<data dir>/files`).
     pub scope: String,
     /// The policy that made it, or `manual`.
     pub policy: String,
     pub tables: BTreeMap<String, u64>,
+    /// The parts in clear: sizes and checksums of what a restore puts in place.
     pub parts: Vec<Part>,
+    /// `age-scrypt` when the parts are encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    /// The encrypted payload as stored in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Part>,
+}
+
+impl Manifest {
+    pub fn rows(&self) -> u64 {
+        self.tables.values().sum()
+    }
+    pub fn encrypted(&self) -> bool {
+        self.encryption.is_some()
+    }
+}
+
+/// What to put in a backup.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// The policy's name, or `manual`.
+    pub policy: &'a str,
+    /// Include the files under `<data_dir>/files`.
+    pub full: bool,
+    pub data_dir: &'a Path,
+    pub passphrase: Option<&'a Secret>,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub manifest: Manifest,
+    /// False when an encrypted backup was checked without its passphrase: the stored bytes
+    /// match their checksum, but the contents were not opened.
+    pub contents_checked: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +94,8 @@ pub enum BackupError {
     NewerFormat(String, u32),
     #[error("{0} is damaged: {1}")]
     Corrupt(String, String),
+    #[error("{0} is encrypted and {1}")]
+    Key(String, String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -67,28 +118,119 @@ fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
     Ok((size, hex::encode(h.finalize())))
 }
 
+/// Every regular file under `root`, as sorted paths relative to it (`/`-separated).
+fn list_files(root: &Path) -> std::io::Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                walk(root, &e.path(), out)?;
+            } else if t.is_file() {
+                let rel = e.path().strip_prefix(root).map_err(std::io::Error::other)?.to_path_buf();
+                let parts: Vec<String> =
+                    rel.components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+                out.push(parts.join("/"));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    if root.is_dir() {
+        walk(root, root, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The directory holding uploaded files, which full backups include.
+pub fn files_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILES)
+}
+
+/// Adds the parts (database, then files) to a tar.
+fn append_parts<W: Write>(
+    tar: &mut tar::Builder<W>,
+    db_copy: &Path,
+    files: &[(String, PathBuf)],
+) -> std::io::Result<()> {
+    tar.append_path_with_name(db_copy, DB_PART)?;
+    for (name, path) in files {
+        tar.append_path_with_name(path, name)?;
+    }
+    Ok(())
+}
+
+fn age_passphrase(p: &Secret) -> age::secrecy::SecretString {
+    age::secrecy::SecretString::from(p.expose().to_string())
+}
+
+/// Takes a snapshot of the live store and writes a database-only backup file `out`.
+pub fn create(store: &Store, out: &Path, policy: &str) -> Result<Manifest, BackupError> {
+    let data_dir = out.parent().unwrap_or(Path::new("."));
+    create_with(store, out, &Options { policy, full: false, data_dir, passphrase: None })
+}
+
 /// Takes a snapshot of the live store and writes the backup file `out` (via a temporary name,
 /// so a half-written file never looks like a backup).
-pub fn create(store: &Store, out: &Path, policy: &str) -> Result<Manifest, BackupError> {
+pub fn create_with(store: &Store, out: &Path, opts: &Options<'_>) -> Result<Manifest, BackupError> {
     let dir = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let work = tempfile::Builder::new().prefix(".snapshot-").tempdir_in(dir)?;
     let db_copy = work.path().join(DB_PART);
     let tables = store.snapshot_to(&db_copy)?;
     let (size, sha256) = sha256_file(&db_copy)?;
-    let manifest = Manifest {
+    let mut parts = vec![Part { name: DB_PART.into(), size, sha256 }];
+    let mut files = Vec::new();
+    if opts.full {
+        let root = files_dir(opts.data_dir);
+        for rel in list_files(&root)? {
+            let path = root.join(&rel);
+            let (size, sha256) = sha256_file(&path)?;
+            let name = format!("{FILES}/{rel}");
+            parts.push(Part { name: name.clone(), size, sha256 });
+            files.push((name, path));
+        }
+    }
+    let mut manifest = Manifest {
         format: FORMAT,
         app_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: store.now(),
-        scope: "database".into(),
-        policy: policy.to_string(),
+        scope: if opts.full { "full" } else { "database" }.into(),
+        policy: opts.policy.to_string(),
         tables,
-        parts: vec![Part { name: DB_PART.into(), size, sha256 }],
+        parts,
+        encryption: None,
+        payload: None,
+    };
+    let payload = match opts.passphrase {
+        Some(pass) => {
+            let path = work.path().join(PAYLOAD);
+            {
+                let f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                let enc = age::Encryptor::with_user_passphrase(age_passphrase(pass));
+                let age_out = enc.wrap_output(f)?;
+                let zst = zstd::Encoder::new(age_out, 3)?;
+                let mut tar = tar::Builder::new(zst);
+                append_parts(&mut tar, &db_copy, &files)?;
+                let zst = tar.into_inner()?;
+                let age_out = zst.finish()?;
+                let mut f = age_out.finish()?;
+                f.flush()?;
+            }
+            let (size, sha256) = sha256_file(&path)?;
+            manifest.encryption = Some(ENCRYPTION_AGE.into());
+            manifest.payload = Some(Part { name: PAYLOAD.into(), size, sha256 });
+            Some(path)
+        }
+        None => None,
     };
     let tmp = out.with_extension("partial");
     {
         let file = std::fs::File::create(&tmp)?;
-        let enc = zstd::Encoder::new(file, 3)?.auto_finish();
+        // Encrypted bytes do not compress: spend no effort on them.
+        let level = if payload.is_some() { 1 } else { 3 };
+        let enc = zstd::Encoder::new(file, level)?.auto_finish();
         let mut tar = tar::Builder::new(enc);
         let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         let mut header = tar::Header::new_gnu();
@@ -97,7 +239,10 @@ pub fn create(store: &Store, out: &Path, policy: &str) -> Result<Manifest, Backu
         header.set_mtime(manifest.created_at.timestamp().max(0) as u64);
         header.set_cksum();
         tar.append_data(&mut header, MANIFEST, json.as_slice())?;
-        tar.append_path_with_name(&db_copy, DB_PART)?;
+        match &payload {
+            Some(p) => tar.append_path_with_name(p, PAYLOAD)?,
+            None => append_parts(&mut tar, &db_copy, &files)?,
+        }
         let enc = tar.into_inner()?;
         drop(enc);
     }
@@ -107,10 +252,104 @@ pub fn create(store: &Store, out: &Path, policy: &str) -> Result<Manifest, Backu
     Ok(manifest)
 }
 
-/// Reads the manifest and checks everything: the archive reads to its end, the snapshot's
+/// Reads only the manifest (the first entry: the rest is not decompressed).
+pub fn read_manifest(path: &Path) -> Option<Manifest> {
+    let f = std::fs::File::open(path).ok()?;
+    let dec = zstd::Decoder::new(f).ok()?;
+    let mut ar = tar::Archive::new(dec);
+    let mut entries = ar.entries().ok()?;
+    let mut first = entries.next()?.ok()?;
+    let mut json = Vec::new();
+    first.read_to_end(&mut json).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Checks a part's name and makes it a path under `dir`; `None` for names a restore must not
+/// write (absolute paths, `..`).
+fn part_path(dir: &Path, name: &str) -> Option<PathBuf> {
+    if name == DB_PART {
+        return Some(dir.join(DB_PART));
+    }
+    let rel = name.strip_prefix(&format!("{FILES}/"))?;
+    let ok = !rel.is_empty() && rel.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));
+    ok.then(|| dir.join(FILES).join(rel))
+}
+
+/// Reads parts from tar entries into `dir`, recording size and checksum of each.
+fn take_parts<R: Read>(
+    entries: tar::Entries<'_, R>,
+    dir: &Path,
+    label: &str,
+    got: &mut BTreeMap<String, (u64, String)>,
+) -> Result<(), BackupError> {
+    let corrupt = |why: String| BackupError::Corrupt(label.to_string(), why);
+    for entry in entries {
+        let mut entry = entry.map_err(|e| corrupt(format!("the archive cannot be read ({e})")))?;
+        let name = entry.path().map_err(|e| corrupt(e.to_string()))?.to_string_lossy().to_string();
+        let Some(path) = part_path(dir, &name) else {
+            return Err(corrupt(format!("unexpected entry {name:?}")));
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut out = std::fs::File::create(&path)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| corrupt(format!("the archive ends early or is garbled ({e})")))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            h.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.sync_all()?;
+        got.insert(name, (size, hex::encode(h.finalize())));
+    }
+    Ok(())
+}
+
+/// Reads the manifest and checks everything: the archive reads to its end, every part's
 /// checksum matches, the snapshot opens as a database, and its row counts match. Returns the
-/// manifest and, when `extract_to` is given, leaves the snapshot there.
+/// manifest and, when `extract_to` is given, leaves the database snapshot at that path.
 pub fn verify(file: &Path, extract_to: Option<&Path>) -> Result<Manifest, BackupError> {
+    match extract_to {
+        None => verify_with(file, None, None).map(|c| c.manifest),
+        Some(db) => {
+            let work = tempfile::tempdir_in(db.parent().unwrap_or(Path::new(".")))?;
+            let c = verify_with(file, None, Some(work.path()))?;
+            std::fs::rename(work.path().join(DB_PART), db)?;
+            Ok(c.manifest)
+        }
+    }
+}
+
+/// [`verify`] with a passphrase for encrypted backups; extracts every part into the directory
+/// `extract_to` (`bravely.redb`, `files/…`) when given. Without the passphrase an encrypted
+/// backup is checked against its payload checksum only (`contents_checked == false`).
+pub fn verify_with(
+    file: &Path,
+    passphrase: Option<&Secret>,
+    extract_to: Option<&Path>,
+) -> Result<Checked, BackupError> {
     let label = file.display().to_string();
     let foreign = |why: &str| BackupError::Foreign(label.clone(), why.to_string());
     let corrupt = |why: String| BackupError::Corrupt(label.clone(), why);
@@ -126,91 +365,153 @@ pub fn verify(file: &Path, extract_to: Option<&Path>) -> Result<Manifest, Backup
     let mut archive = tar::Archive::new(dec);
     let mut entries = archive.entries().map_err(|e| unreadable(&e.to_string()))?;
     let work = tempfile::tempdir()?;
-    let db_path: PathBuf = match extract_to {
-        Some(p) => p.to_path_buf(),
-        None => work.path().join(DB_PART),
+    let dir: &Path = extract_to.unwrap_or(work.path());
+    std::fs::create_dir_all(dir)?;
+
+    let manifest: Manifest = {
+        let mut first = match entries.next() {
+            Some(e) => e.map_err(|e| unreadable(&e.to_string()))?,
+            None => return Err(foreign("it is empty")),
+        };
+        let name = first.path().map_err(|e| corrupt(e.to_string()))?.to_string_lossy().to_string();
+        if name != MANIFEST {
+            return Err(foreign("the manifest is not the first entry"));
+        }
+        let mut json = Vec::new();
+        first.read_to_end(&mut json).map_err(|e| corrupt(e.to_string()))?;
+        let m: Manifest = serde_json::from_slice(&json).map_err(|_| foreign("no readable manifest"))?;
+        if m.format > FORMAT {
+            return Err(BackupError::NewerFormat(label.clone(), m.format));
+        }
+        m
     };
-    let mut manifest: Option<Manifest> = None;
-    let mut got_db = None;
-    for entry in entries.by_ref() {
-        let mut entry = entry.map_err(|e| unreadable(&e.to_string()))?;
-        let name = entry.path().map_err(|e| corrupt(e.to_string()))?.to_string_lossy().to_string();
-        match name.as_str() {
-            MANIFEST => {
-                let mut json = Vec::new();
-                entry.read_to_end(&mut json).map_err(|e| corrupt(e.to_string()))?;
-                let m: Manifest = serde_json::from_slice(&json).map_err(|_| foreign("no readable manifest"))?;
-                if m.format > FORMAT {
-                    return Err(BackupError::NewerFormat(label.clone(), m.format));
+
+    let mut got = BTreeMap::new();
+    let mut contents_checked = true;
+    match &manifest.payload {
+        None => take_parts(entries, dir, &label, &mut got)?,
+        Some(expected) => {
+            let mut entry = match entries.next() {
+                Some(e) => e.map_err(|e| unreadable(&e.to_string()))?,
+                None => return Err(corrupt("the encrypted payload is missing".into())),
+            };
+            let mut hashing = Hashing { inner: &mut entry, hash: Sha256::new(), size: 0 };
+            match passphrase {
+                Some(pass) => {
+                    let decryptor = age::Decryptor::new(&mut hashing)
+                        .map_err(|e| corrupt(format!("the encrypted payload cannot be read ({e})")))?;
+                    let mut identity = age::scrypt::Identity::new(age_passphrase(pass));
+                    identity.set_max_work_factor(30);
+                    let plain =
+                        decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity)).map_err(|e| match e {
+                            age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
+                                BackupError::Key(label.clone(), "the passphrase does not open it".into())
+                            }
+                            e => corrupt(format!("the encrypted payload cannot be read ({e})")),
+                        })?;
+                    let zst = zstd::Decoder::new(plain).map_err(|e| unreadable(&e.to_string()))?;
+                    let mut inner = tar::Archive::new(zst);
+                    let inner_entries = inner.entries().map_err(|e| unreadable(&e.to_string()))?;
+                    take_parts(inner_entries, dir, &label, &mut got)?;
                 }
-                manifest = Some(m);
+                None => contents_checked = false,
             }
-            DB_PART if manifest.is_some() => {
-                let mut out = std::fs::File::create(&db_path)?;
-                let mut h = Sha256::new();
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut size = 0u64;
-                loop {
-                    let n = entry
-                        .read(&mut buf)
-                        .map_err(|e| corrupt(format!("the archive ends early or is garbled ({e})")))?;
-                    if n == 0 {
-                        break;
-                    }
-                    size += n as u64;
-                    h.update(&buf[..n]);
-                    out.write_all(&buf[..n])?;
-                }
-                out.sync_all()?;
-                got_db = Some((size, hex::encode(h.finalize())));
+            // Read to the end of the payload so its checksum covers all of it.
+            std::io::copy(&mut hashing, &mut std::io::sink())
+                .map_err(|e| corrupt(format!("the archive ends early or is garbled ({e})")))?;
+            let sha = hex::encode(hashing.hash.finalize());
+            if hashing.size != expected.size || sha != expected.sha256 {
+                return Err(corrupt(format!(
+                    "checksum mismatch for the encrypted payload (expected {}, got {sha})",
+                    expected.sha256
+                )));
             }
-            _ if manifest.is_none() => return Err(foreign("the manifest is not the first entry")),
-            _ => {}
         }
     }
-    let manifest = manifest.ok_or_else(|| foreign("no manifest"))?;
-    let (size, sha) = got_db.ok_or_else(|| corrupt("the database snapshot is missing".into()))?;
-    let part = manifest
-        .parts
-        .iter()
-        .find(|p| p.name == DB_PART)
-        .ok_or_else(|| corrupt("the manifest lists no database".into()))?;
-    if part.size != size || part.sha256 != sha {
-        return Err(corrupt(format!("checksum mismatch for {DB_PART} (expected {}, got {sha})", part.sha256)));
+    // Nothing may follow (a garbled tail shows up here too).
+    if !contents_checked {
+        return Ok(Checked { manifest, contents_checked });
     }
-    let counts = table_counts(&db_path).map_err(|e| corrupt(format!("the snapshot does not open: {e}")))?;
+    for part in &manifest.parts {
+        match got.remove(&part.name) {
+            None if part.name == DB_PART => return Err(corrupt("the database snapshot is missing".into())),
+            None => return Err(corrupt(format!("{} is missing", part.name))),
+            Some((size, sha)) if size != part.size || sha != part.sha256 => {
+                return Err(corrupt(format!(
+                    "checksum mismatch for {} (expected {}, got {sha})",
+                    part.name, part.sha256
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = got.keys().next() {
+        return Err(corrupt(format!("{extra} is not in the manifest")));
+    }
+    if !manifest.parts.iter().any(|p| p.name == DB_PART) {
+        return Err(corrupt("the manifest lists no database".into()));
+    }
+    let counts = table_counts(&dir.join(DB_PART)).map_err(|e| corrupt(format!("the snapshot does not open: {e}")))?;
     if counts != manifest.tables {
         return Err(corrupt("row counts differ from the manifest".into()));
     }
-    Ok(manifest)
+    Ok(Checked { manifest, contents_checked })
 }
 
-/// Replaces the database in `data_dir` with the backup's snapshot. The server must be stopped
-/// (the caller holds no `Store`). The current file is kept as `bravely.redb.before-restore-…`;
-/// on any failure it is put back. Returns the manifest and the name of the kept file.
+/// Replaces the data in `data_dir` with a database-only or unencrypted backup. See
+/// [`restore_offline_with`].
 pub fn restore_offline(
     data_dir: &Path,
     file: &Path,
     now: DateTime<Utc>,
 ) -> Result<(Manifest, Option<PathBuf>), BackupError> {
+    restore_offline_with(data_dir, file, None, now)
+}
+
+/// Replaces the database (and, for a full backup, the files directory) in `data_dir` with the
+/// backup's. The server must be stopped (the caller holds no `Store`). The backup is checked
+/// completely first; the current database is kept as `bravely.redb.before-restore-…` (and the
+/// files as `files.before-restore-…`); on any failure they are put back. Returns the manifest
+/// and the name of the kept database file.
+pub fn restore_offline_with(
+    data_dir: &Path,
+    file: &Path,
+    passphrase: Option<&Secret>,
+    now: DateTime<Utc>,
+) -> Result<(Manifest, Option<PathBuf>), BackupError> {
     std::fs::create_dir_all(data_dir)?;
-    let incoming = data_dir.join("bravely.redb.restoring");
-    let manifest = match verify(file, Some(&incoming)) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = std::fs::remove_file(&incoming);
-            return Err(e);
-        }
-    };
-    let live = data_dir.join("bravely.redb");
-    let kept = data_dir.join(format!("bravely.redb.before-restore-{}", now.format("%Y%m%dT%H%M%SZ")));
+    let incoming = tempfile::Builder::new().prefix(".restoring-").tempdir_in(data_dir)?;
+    let checked = verify_with(file, passphrase, Some(incoming.path()))?;
+    if !checked.contents_checked {
+        return Err(BackupError::Key(file.display().to_string(), "no passphrase was given".into()));
+    }
+    let manifest = checked.manifest;
+    let stamp = now.format("%Y%m%dT%H%M%SZ");
+    let live = data_dir.join(DB_PART);
+    let kept = data_dir.join(format!("{DB_PART}.before-restore-{stamp}"));
     let had_live = live.exists();
     if had_live {
         // Fails with a clear message if a server still holds the file.
         table_counts(&live)?;
         std::fs::rename(&live, &kept)?;
     }
-    let result = std::fs::rename(&incoming, &live).map_err(BackupError::from).and_then(|_| {
+    let full = manifest.scope == "full";
+    let live_files = files_dir(data_dir);
+    let kept_files = data_dir.join(format!("{FILES}.before-restore-{stamp}"));
+    let had_files = full && live_files.exists();
+    let result = (|| -> Result<(), BackupError> {
+        std::fs::rename(incoming.path().join(DB_PART), &live)?;
+        if full {
+            if had_files {
+                std::fs::rename(&live_files, &kept_files)?;
+            }
+            let new_files = incoming.path().join(FILES);
+            if new_files.exists() {
+                std::fs::rename(&new_files, &live_files)?;
+            } else {
+                std::fs::create_dir_all(&live_files)?;
+            }
+        }
         let counts = table_counts(&live)?;
         if counts != manifest.tables {
             return Err(BackupError::Corrupt(
@@ -219,7 +520,7 @@ pub fn restore_offline(
             ));
         }
         Ok(())
-    });
+    })();
     match result {
         Ok(()) => Ok((manifest, had_live.then_some(kept))),
         Err(e) => {
@@ -227,7 +528,26 @@ pub fn restore_offline(
             if had_live {
                 std::fs::rename(&kept, &live)?;
             }
+            if full && kept_files.exists() {
+                let _ = std::fs::remove_dir_all(&live_files);
+                std::fs::rename(&kept_files, &live_files)?;
+            }
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_cannot_escape_the_directory() {
+        let d = Path::new("/x");
+        assert_eq!(part_path(d, "bravely.redb"), Some(PathBuf::from("/x/bravely.redb")));
+        assert_eq!(part_path(d, "files/cv/ana.pdf"), Some(PathBuf::from("/x/files/cv/ana.pdf")));
+        for bad in ["files/../bravely.redb", "files/", "/etc/passwd", "files//a", "other", "files/./a"] {
+            assert_eq!(part_path(d, bad), None, "{bad}");
         }
     }
 }

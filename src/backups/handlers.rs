@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use maud::html;
-use poem::web::{Data, Path};
+use maud::{Markup, html};
+use poem::web::{Data, Form, Multipart, Path};
 use poem::{Body, Response, handler};
+use serde::Deserialize;
 
-use super::archive;
+use super::service::{self, human_bytes};
+use super::{archive, policy, restore};
 use crate::App;
 use crate::error::{AppError, AppResult};
 use crate::web::layout::{Flash, Page, csrf_field, redirect, render};
@@ -15,58 +17,53 @@ use crate::web::{Access, Ctx, Routes};
 pub fn routes(r: &mut Routes) {
     r.get("/backups", Access::perm("backups.view"), list);
     r.post("/backups", Access::perm("backups.create"), create);
+    r.post("/backups/upload", Access::perm("backups.create"), upload);
     r.get("/backups/:name/download", Access::perm("backups.download"), download);
     r.post("/backups/:name/verify", Access::perm("backups.view"), verify);
     r.post("/backups/:name/delete", Access::perm("backups.delete"), delete);
+    r.get("/backups/:name/restore", Access::perm("backups.restore"), restore_form);
+    r.post("/backups/:name/restore", Access::perm("backups.restore"), restore_post);
 }
 
-struct Listed {
-    name: String,
-    size: u64,
-    manifest: Option<archive::Manifest>,
+fn when(t: chrono::DateTime<chrono::Utc>, app: &App) -> String {
+    t.with_timezone(&app.tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
-fn read_manifest(path: &std::path::Path) -> Option<archive::Manifest> {
-    // The manifest is the first tar entry: reading it does not decompress the snapshot.
-    use std::io::Read;
-    let f = std::fs::File::open(path).ok()?;
-    let dec = zstd::Decoder::new(f).ok()?;
-    let mut ar = tar::Archive::new(dec);
-    let mut entries = ar.entries().ok()?;
-    let mut first = entries.next()?.ok()?;
-    let mut json = Vec::new();
-    first.read_to_end(&mut json).ok()?;
-    serde_json::from_slice(&json).ok()
-}
-
-fn listing(app: &App) -> Vec<Listed> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(super::dir(&app.config.data_dir)) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if super::file_of(&app.config.data_dir, &name).is_none() {
-                continue;
+fn policies_table(app: &App) -> Markup {
+    let policies = policy::policies(&app.config).unwrap_or_default();
+    let states = app.scheduler.states(app);
+    html! {
+        h2 { "Policies" }
+        table.list {
+            thead { tr { th { "Policy" } th { "Scope" } th { "Schedule" } th { "Destination" } th { "Keep" } th { "Encrypted" } th { "Last success" } th { "Next run" } } }
+            tbody {
+                @for p in &policies {
+                    @let job = app.scheduler.job(&p.job_key());
+                    @let state = states.get(&p.job_key());
+                    tr {
+                        td { (p.name) }
+                        td { (p.scope()) }
+                        td { code { (p.schedule.text()) } }
+                        td { (p.target.describe()) }
+                        td { (p.retention.describe()) }
+                        td { @if p.passphrase.is_some() { "yes" } @else { "no" } }
+                        td { (state.and_then(|s| s.last_success).map(|t| when(t, app)).unwrap_or_else(|| "never".into())) }
+                        td { (job.and_then(|j| app.scheduler.next_run(app, j, state)).map(|t| when(t, app)).unwrap_or_default()) }
+                    }
+                }
             }
-            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-            out.push(Listed { manifest: read_manifest(&e.path()), name, size });
         }
-    }
-    out.sort_by(|a, b| b.name.cmp(&a.name));
-    out
-}
-
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
+        @if app.config.backups.remote.is_none() && app.config.backups.policies.is_empty() {
+            p.muted { "No remote destination is configured: every backup lives on this server's disk. Set "
+                code { "backups.remote" } " to keep the weekly full backup elsewhere." }
+        }
     }
 }
 
 #[handler]
 async fn list(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
-    let items = listing(&app);
+    let items = service::listing(&app);
+    let restores = app.store.history(restore::AUDIT_TABLE, restore::AUDIT_ID).unwrap_or_default();
     let actions = html! {
         @if ctx.can("backups.create") {
             form method="post" action="/backups" {
@@ -77,24 +74,37 @@ async fn list(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
     };
     let body = html! {
         p.muted {
-            "Each backup is one file: a consistent snapshot of the database with a manifest (row counts, SHA-256). "
-            "Restore one with the server stopped: " code { "bravely backup restore FILE" } "."
+            "Each backup is one file: a consistent snapshot of the database (and, for full backups, the uploaded files) "
+            "with a manifest of row counts and SHA-256 checksums. Scheduled runs are on the "
+            a href="/jobs" { "jobs page" } "."
         }
         table.list {
-            thead { tr { th { "Made" } th { "Policy" } th { "Scope" } th.num { "Size" } th.num { "Rows" } th { "" } } }
+            thead { tr { th { "Made" } th { "Policy" } th { "Scope" } th.num { "Size" } th.num { "Rows" } th { "Encrypted" } th { "Verified" } th { "" } } }
             tbody {
-                @if items.is_empty() { tr { td.empty colspan="6" { "No backups yet." } } }
+                @if items.is_empty() { tr { td.empty colspan="8" { "No backups yet." } } }
                 @for b in &items {
                     tr {
-                        td { (b.manifest.as_ref().map(|m| m.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "unreadable".into())) }
+                        td title=(b.name) { (b.manifest.as_ref().map(|m| when(m.created_at, &app)).unwrap_or_else(|| "unreadable".into())) }
                         td { (b.manifest.as_ref().map(|m| m.policy.clone()).unwrap_or_default()) }
                         td { (b.manifest.as_ref().map(|m| m.scope.clone()).unwrap_or_default()) }
-                        td.num { (human(b.size)) }
-                        td.num { (b.manifest.as_ref().map(|m| m.tables.values().sum::<u64>()).unwrap_or(0)) }
+                        td.num { (human_bytes(b.size)) }
+                        td.num { (b.manifest.as_ref().map(|m| m.rows()).unwrap_or(0)) }
+                        td { @if b.manifest.as_ref().is_some_and(|m| m.encrypted()) { "yes" } @else { "no" } }
+                        td {
+                            @match &b.check {
+                                None => span.muted { "not yet" },
+                                Some(c) if c.ok && c.contents_checked => span.ok title=(c.message) { "yes, " (when(c.at, &app)) },
+                                Some(c) if c.ok => span.muted title=(c.message) { "checksum only, " (when(c.at, &app)) },
+                                Some(c) => span.error title=(c.message) { "FAILED " (when(c.at, &app)) },
+                            }
+                        }
                         td {
                             @if ctx.can("backups.download") { a.btn.btn-small href={ "/backups/" (b.name) "/download" } { "Download" } " " }
                             form.inline method="post" action={ "/backups/" (b.name) "/verify" } {
                                 (csrf_field(&ctx)) button.btn.btn-small type="submit" { "Verify" }
+                            }
+                            @if ctx.can("backups.restore") {
+                                " " a.btn.btn-small href={ "/backups/" (b.name) "/restore" } { "Restore…" }
                             }
                             @if ctx.can("backups.delete") {
                                 " "
@@ -107,30 +117,29 @@ async fn list(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
                 }
             }
         }
+        @if ctx.can("backups.create") {
+            form.upload method="post" action="/backups/upload" enctype="multipart/form-data" {
+                (csrf_field(&ctx))
+                label { "Add a backup file made elsewhere " input type="file" name="file" accept=".bravely-backup" required; }
+                " " button.btn type="submit" { "Upload" }
+            }
+        }
+        (policies_table(&app))
+        @if !restores.is_empty() {
+            h2 { "Restores" }
+            ul.history {
+                @for (_, e) in restores.iter().rev().take(10) {
+                    li { (when(e.at, &app)) " · " (e.actor_label) " · " (e.note.clone().unwrap_or_default()) }
+                }
+            }
+        }
     };
     Ok(render(&app, &ctx, Page::new("Backups", body).actions(actions)))
 }
 
-/// Makes a backup now and returns its file name.
-pub async fn create_now(app: &App, policy: &str) -> Result<(String, archive::Manifest), AppError> {
-    let _guard = app.backup_lock.try_lock().map_err(|_| AppError::Conflict("A backup is already running.".into()))?;
-    let name = super::new_name(app.store.now(), policy);
-    let out = super::dir(&app.config.data_dir).join(&name);
-    let store = app.store.clone();
-    let policy = policy.to_string();
-    let started = app.store.clock().instant();
-    let result = tokio::task::spawn_blocking(move || archive::create(&store, &out, &policy))
-        .await
-        .map_err(AppError::internal)?;
-    app.backup_metrics.created(result.is_ok(), started.elapsed().as_secs_f64(), app.store.now().timestamp());
-    let manifest = result.map_err(AppError::internal)?;
-    tracing::info!(file = %name, rows = manifest.tables.values().sum::<u64>(), "backup written");
-    Ok((name, manifest))
-}
-
 #[handler]
 async fn create(app: Data<&App>) -> AppResult<Response> {
-    match create_now(&app, "manual").await {
+    match service::create_now(&app, None).await {
         Ok((name, _)) => {
             Ok(redirect("/backups", Some(Flash::success(format!("Backup {name} written and checked in.")))))
         }
@@ -139,32 +148,116 @@ async fn create(app: Data<&App>) -> AppResult<Response> {
     }
 }
 
+/// An external backup file, streamed to disk, then checked before it is listed.
+#[handler]
+async fn upload(app: Data<&App>, mut mp: Multipart) -> AppResult<Response> {
+    use tokio::io::AsyncWriteExt;
+    let dir = super::dir(&app.config.data_dir);
+    tokio::fs::create_dir_all(&dir).await.map_err(AppError::internal)?;
+    let tmp = tempfile::Builder::new().prefix(".upload-").tempfile_in(&dir).map_err(AppError::internal)?;
+    let mut got = 0u64;
+    while let Ok(Some(field)) = mp.next_field().await {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut out = tokio::fs::File::create(tmp.path()).await.map_err(AppError::internal)?;
+        let mut reader = field.into_async_read();
+        got = tokio::io::copy(&mut reader, &mut out)
+            .await
+            .map_err(|e| AppError::BadRequest(format!("The upload did not complete: {e}")))?;
+        out.flush().await.map_err(AppError::internal)?;
+    }
+    if got == 0 {
+        return Ok(redirect("/backups", Some(Flash::error("Choose a backup file to upload."))));
+    }
+    let path = tmp.path().to_path_buf();
+    let config = app.config.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let pass = archive::read_manifest(&path).and_then(|m| policy::passphrase_for(&config, &m.policy));
+        archive::verify_with(&path, pass.as_ref(), None)
+    })
+    .await
+    .map_err(AppError::internal)?;
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => return Ok(redirect("/backups", Some(Flash::error(format!("Not added: {e}"))))),
+    };
+    let name = super::new_name(app.store.now(), policy::UPLOADED);
+    tmp.persist(dir.join(&name)).map_err(|e| AppError::internal(e.error))?;
+    tracing::info!(file = %name, made = %checked.manifest.created_at, "backup file uploaded");
+    Ok(redirect(
+        "/backups",
+        Some(Flash::success(format!(
+            "Added {name} (made {}, {} rows){}.",
+            checked.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
+            checked.manifest.rows(),
+            if checked.contents_checked { "" } else { "; encrypted, only its checksum was checked" }
+        ))),
+    ))
+}
+
+/// Streams a backup file from disk; retention leaves it alone until the download ends.
 #[handler]
 async fn download(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
     let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
     let file = tokio::fs::File::open(&path).await.map_err(AppError::internal)?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let reader = Holding { inner: file, _app: (*app).clone(), name: name.clone(), registered: false };
     let resp = Response::builder()
         .content_type("application/octet-stream")
         .header("content-length", len)
-        .body(Body::from_async_read(file));
+        .body(Body::from_async_read(reader));
     Ok(crate::admin::handlers::attachment(resp, &name))
+}
+
+/// A file reader that marks its backup as in use for as long as it lives.
+struct Holding {
+    inner: tokio::fs::File,
+    _app: App,
+    name: String,
+    registered: bool,
+}
+
+impl tokio::io::AsyncRead for Holding {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.registered {
+            self._app.backups_in_use.acquire(&self.name);
+            self.registered = true;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if self.registered {
+            self._app.backups_in_use.release(&self.name);
+        }
+    }
 }
 
 #[handler]
 async fn verify(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
-    let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
-    let result = tokio::task::spawn_blocking(move || archive::verify(&path, None)).await.map_err(AppError::internal)?;
-    app.backup_metrics.verified(result.is_ok());
-    Ok(match result {
-        Ok(m) => redirect(
+    Ok(match service::verify_file(&app, &name).await {
+        Ok(c) if c.contents_checked => redirect(
             "/backups",
             Some(Flash::success(format!(
-                "{name} is sound: checksum matches, the snapshot opens, {} rows in {} tables as recorded.",
-                m.tables.values().sum::<u64>(),
-                m.tables.len()
+                "{name} is sound: checksums match, the snapshot opens, {} rows in {} tables as recorded.",
+                c.manifest.rows(),
+                c.manifest.tables.len()
             ))),
         ),
+        Ok(_) => redirect(
+            "/backups",
+            Some(Flash::info(format!(
+                "{name}: the encrypted payload matches its checksum; no policy here has its passphrase, so its contents were not opened."
+            ))),
+        ),
+        Err(AppError::NotFound) => return Err(AppError::NotFound),
         Err(e) => {
             tracing::error!(file = %name, error = %e, "backup verification failed");
             redirect("/backups", Some(Flash::error(e.to_string())))
@@ -176,9 +269,129 @@ async fn verify(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response
 async fn delete(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
     let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
     let Ok(_guard) = app.backup_lock.try_lock() else {
-        return Ok(redirect("/backups", Some(Flash::error("A backup is running; try again shortly."))));
+        return Ok(redirect("/backups", Some(Flash::error("A backup or restore is running; try again shortly."))));
     };
-    std::fs::remove_file(&path).map_err(AppError::internal)?;
+    if app.backups_in_use.contains(&name) {
+        return Ok(redirect(
+            "/backups",
+            Some(Flash::error(format!("{name} is being downloaded; try again when it ends."))),
+        ));
+    }
+    service::remove(&path).map_err(AppError::internal)?;
     tracing::info!(file = %name, "backup deleted");
     Ok(redirect("/backups", Some(Flash::success(format!("Deleted {name}.")))))
+}
+
+const CONFIRM_WORD: &str = "RESTORE";
+
+fn restore_page(app: &App, ctx: &Ctx, name: &str, manifest: &archive::Manifest, error: Option<&str>) -> Response {
+    let body = html! {
+        div.warning {
+            p { strong { "Restoring replaces all current data" } " with the contents of this backup, made "
+                (when(manifest.created_at, app)) " (" (manifest.rows()) " rows, scope " (manifest.scope) "). "
+                "Everything changed since then is lost. The current database is kept beside it as "
+                code { "bravely.redb.before-restore-…" } "." }
+            p { "The server checks the backup, restarts with the restored data and is back within seconds; everyone stays signed in only if their session is in the backup." }
+        }
+        form method="post" action={ "/backups/" (name) "/restore" } {
+            (csrf_field(ctx))
+            div.field.has-error[error.is_some()] {
+                label for="confirm" { "Type " code { (CONFIRM_WORD) } " to confirm" }
+                input #confirm type="text" name="confirm" autocomplete="off" required;
+                @if let Some(e) = error { p.error { (e) } }
+            }
+            button.btn.btn-danger type="submit" { "Restore this backup" }
+            " " a.btn href="/backups" { "Cancel" }
+        }
+    };
+    let mut resp = render(app, ctx, Page::new("Restore a backup", body).crumb("Backups", "/backups"));
+    if error.is_some() {
+        resp.set_status(poem::http::StatusCode::BAD_REQUEST);
+    }
+    resp
+}
+
+#[handler]
+async fn restore_form(app: Data<&App>, ctx: Data<&Arc<Ctx>>, Path(name): Path<String>) -> AppResult<Response> {
+    let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
+    let manifest = archive::read_manifest(&path)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} has no readable manifest; it cannot be restored.")))?;
+    Ok(restore_page(&app, &ctx, &name, &manifest, None))
+}
+
+#[derive(Deserialize)]
+struct RestoreForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+#[handler]
+async fn restore_post(
+    app: Data<&App>,
+    ctx: Data<&Arc<Ctx>>,
+    Path(name): Path<String>,
+    Form(form): Form<RestoreForm>,
+) -> AppResult<Response> {
+    let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
+    let manifest = archive::read_manifest(&path)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} has no readable manifest; it cannot be restored.")))?;
+    if form.confirm.trim() != CONFIRM_WORD {
+        return Ok(restore_page(&app, &ctx, &name, &manifest, Some(&format!("Type {CONFIRM_WORD} in capitals."))));
+    }
+    if !app.restarter.available() {
+        return Ok(redirect(
+            "/backups",
+            Some(Flash::error(
+                "This server cannot restart itself (it was not started with `bravely serve`); stop it and run `bravely backup restore FILE`.",
+            )),
+        ));
+    }
+    let Ok(lock) = app.backup_lock.try_lock() else {
+        return Ok(redirect("/backups", Some(Flash::error("A backup or restore is running; try again shortly."))));
+    };
+    let user = ctx.user()?.clone();
+    // Check everything before anything changes: a bad file never stops the server.
+    let checked = {
+        let _hold = app.backups_in_use.hold(&name);
+        let p = path.clone();
+        let pass = policy::passphrase_for(&app.config, &manifest.policy);
+        tokio::task::spawn_blocking(move || archive::verify_with(&p, pass.as_ref(), None))
+            .await
+            .map_err(AppError::internal)?
+    };
+    match checked {
+        Ok(c) if c.contents_checked => {}
+        Ok(_) => {
+            return Ok(redirect(
+                "/backups",
+                Some(Flash::error(format!(
+                    "{name} is encrypted and no policy here has its passphrase; restore it with `bravely backup restore`."
+                ))),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(file = %name, error = %e, "restore refused: the backup does not verify");
+            return Ok(redirect("/backups", Some(Flash::error(format!("Not restored: {e}")))));
+        }
+    }
+    let req = restore::Request {
+        file: name.clone(),
+        user_id: user.user_id,
+        user: user.email.clone(),
+        requested_at: app.store.now(),
+    };
+    restore::stage(&app.config.data_dir, &req).map_err(AppError::internal)?;
+    tracing::warn!(file = %name, by = %user.email, "restore requested: the server restarts to carry it out");
+    // Keep other backups and restores out until the process ends.
+    std::mem::forget(lock);
+    app.restarter.request();
+    let body = html! {
+        div.card {
+            p { "Restoring " strong { (name) } ". The server is restarting with the restored data." }
+            p.muted { "This page reloads in a few seconds. The outcome is listed under Restores on the backups page." }
+        }
+    };
+    let mut resp = render(&app, &ctx, Page::new("Restoring…", body));
+    resp.headers_mut().insert("refresh", poem::http::HeaderValue::from_static("5; url=/backups"));
+    Ok(resp)
 }

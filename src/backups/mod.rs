@@ -1,12 +1,17 @@
 //! Backups: consistent snapshots of the database in one verifiable file each.
 //!
-//! This is the first part of the module: manual backups from the web page and the CLI, stored
-//! in `<data dir>/backups/`, listed, downloaded, verified and deleted, and restored with the
-//! server stopped (`bravely backup restore`). Schedules, retention, remote destinations and
-//! restores from the web page build on it.
+//! - [`archive`]: the backup file (manifest + parts, optional age encryption), verify, restore;
+//! - [`policy`]: policies from the configuration (scope, schedule, destination, retention,
+//!   encryption) and their defaults;
+//! - [`service`]: making backups, retention, verification, shared by page, API and jobs;
+//! - [`restore`]: restores from the web page, carried out across a self-restart;
+//! - [`handlers`]: the `/backups` page.
 
 pub mod archive;
 pub mod handlers;
+pub mod policy;
+pub mod restore;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +42,9 @@ impl Module for Backups {
     }
     fn permissions(&self) -> Vec<(String, String)> {
         PERMISSIONS.iter().map(|(c, d)| (c.to_string(), d.to_string())).collect()
+    }
+    fn jobs(&self, config: &crate::config::Config) -> anyhow::Result<Vec<crate::jobs::Job>> {
+        service::jobs(config)
     }
 }
 

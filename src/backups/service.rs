@@ -1,0 +1,278 @@
+//! What the page, the API and the scheduled jobs do with backups: make one (per policy or by
+//! hand), apply retention, verify the newest, and stage a restore.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::archive::{self, Manifest};
+use super::policy::{self, Policy, Target};
+use crate::App;
+use crate::error::AppError;
+use crate::jobs::{Job, JobResult, Schedule};
+
+/// Backup files being read (downloads, restores): retention and deletion leave them alone.
+#[derive(Default)]
+pub struct InUse(Mutex<HashMap<String, usize>>);
+
+/// Held while a backup file is read; releases it when dropped.
+pub struct InUseGuard<'a> {
+    set: &'a InUse,
+    name: String,
+}
+
+impl InUse {
+    pub fn hold(&self, name: &str) -> InUseGuard<'_> {
+        self.acquire(name);
+        InUseGuard { set: self, name: name.to_string() }
+    }
+    /// Marks `name` in use; pair with [`InUse::release`].
+    pub fn acquire(&self, name: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default() += 1;
+    }
+    pub fn release(&self, name: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(name);
+            }
+        }
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(name).is_some_and(|n| *n > 0)
+    }
+}
+
+impl Drop for InUseGuard<'_> {
+    fn drop(&mut self) {
+        self.set.release(&self.name);
+    }
+}
+
+/// The last verification of a backup file, kept beside it as `<file>.check`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// False when an encrypted backup was checked without its passphrase.
+    pub contents_checked: bool,
+    pub message: String,
+}
+
+fn check_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".check");
+    PathBuf::from(s)
+}
+
+pub fn read_check(file: &Path) -> Option<Check> {
+    serde_json::from_slice(&std::fs::read(check_path(file)).ok()?).ok()
+}
+
+fn write_check(file: &Path, check: &Check) {
+    if let Ok(json) = serde_json::to_vec(check)
+        && let Err(e) = std::fs::write(check_path(file), json)
+    {
+        tracing::warn!(error = %e, "cannot record the verification result");
+    }
+}
+
+/// Removes a backup file and what is kept beside it.
+pub fn remove(file: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(file)?;
+    let _ = std::fs::remove_file(check_path(file));
+    Ok(())
+}
+
+/// A backup file in `<data dir>/backups`.
+pub struct Listed {
+    pub name: String,
+    pub size: u64,
+    pub manifest: Option<Manifest>,
+    pub check: Option<Check>,
+}
+
+pub fn listing(app: &App) -> Vec<Listed> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(super::dir(&app.config.data_dir)) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if super::file_of(&app.config.data_dir, &name).is_none() {
+                continue;
+            }
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push(Listed { manifest: archive::read_manifest(&e.path()), check: read_check(&e.path()), name, size });
+        }
+    }
+    out.sort_by(|a, b| b.name.cmp(&a.name));
+    out
+}
+
+/// Makes a backup now: by hand (`policy` None) or for a policy. Manual backups are refused
+/// while another backup or a restore runs; scheduled ones wait for it.
+pub async fn create_now(app: &App, policy: Option<&Policy>) -> Result<(String, Manifest), AppError> {
+    let _guard = match policy {
+        None => app.backup_lock.try_lock().map_err(|_| AppError::Conflict("A backup or restore is running.".into()))?,
+        Some(_) => app.backup_lock.lock().await,
+    };
+    let label = policy.map(|p| p.name.clone()).unwrap_or_else(|| policy::MANUAL.to_string());
+    let name = super::new_name(app.store.now(), &label);
+    let out = super::dir(&app.config.data_dir).join(&name);
+    let store = app.store.clone();
+    let data_dir = app.config.data_dir.clone();
+    let full = policy.is_some_and(|p| p.full);
+    let passphrase = policy.and_then(|p| p.passphrase.clone());
+    let started = app.store.clock().instant();
+    let result = tokio::task::spawn_blocking(move || {
+        let opts = archive::Options { policy: &label, full, data_dir: &data_dir, passphrase: passphrase.as_ref() };
+        archive::create_with(&store, &out, &opts)
+    })
+    .await
+    .map_err(AppError::internal)?;
+    app.backup_metrics.created(result.is_ok(), started.elapsed().as_secs_f64(), app.store.now().timestamp());
+    let manifest = result.map_err(AppError::internal)?;
+    tracing::info!(file = %name, rows = manifest.rows(), scope = %manifest.scope, "backup written");
+    Ok((name, manifest))
+}
+
+/// Retention for one policy in the local directory: only that policy's backups, never one
+/// being read. Returns the names removed.
+pub fn apply_retention(app: &App, policy: &Policy) -> Vec<String> {
+    let now = app.store.now();
+    // A policy's own files: named by it and saying so in their manifest (uploaded and manual
+    // backups are named differently, whatever their manifest says).
+    let suffix = format!("-{}.{}", policy.name, archive::EXTENSION);
+    let mine: Vec<(String, DateTime<Utc>)> = listing(app)
+        .into_iter()
+        .filter(|l| l.name.ends_with(&suffix))
+        .filter_map(|l| l.manifest.filter(|m| m.policy == policy.name).map(|m| (l.name, m.created_at)))
+        .collect();
+    let mut removed = Vec::new();
+    for name in policy.retention.expired(now, &mine) {
+        if app.backups_in_use.contains(&name) {
+            tracing::info!(file = %name, "retention skips a backup being read");
+            continue;
+        }
+        let Some(path) = super::file_of(&app.config.data_dir, &name) else { continue };
+        match remove(&path) {
+            Ok(()) => removed.push(name),
+            Err(e) => tracing::error!(file = %name, error = %e, "retention cannot delete a backup"),
+        }
+    }
+    if !removed.is_empty() {
+        tracing::info!(policy = %policy.name, removed = removed.len(), "retention removed old backups");
+    }
+    removed
+}
+
+/// One scheduled run of a policy: back up, deliver, apply retention.
+pub async fn run_policy(app: App, policy: Policy) -> JobResult {
+    let (name, manifest) = create_now(&app, Some(&policy)).await.map_err(|e| format!("the backup failed: {e}"))?;
+    let size =
+        super::file_of(&app.config.data_dir, &name).and_then(|p| p.metadata().ok()).map(|m| m.len()).unwrap_or(0);
+    if let Target::Remote(url) = &policy.target {
+        return Err(format!(
+            "{name} was written locally, but the remote destination {} cannot be reached from this build",
+            policy::redact_url(url)
+        ));
+    }
+    let removed = apply_retention(&app, &policy);
+    let mut summary = format!(
+        "{name}: {} rows, {}{}",
+        manifest.rows(),
+        human_bytes(size),
+        if manifest.encrypted() { ", encrypted" } else { "" }
+    );
+    if !removed.is_empty() {
+        summary.push_str(&format!("; retention removed {}", removed.len()));
+    }
+    Ok(summary)
+}
+
+/// Verifies one local backup file completely (with its policy's passphrase when encrypted)
+/// and records the result beside it.
+pub async fn verify_file(app: &App, name: &str) -> Result<archive::Checked, AppError> {
+    let path = super::file_of(&app.config.data_dir, name).ok_or(AppError::NotFound)?;
+    let _hold = app.backups_in_use.hold(name);
+    let pass = archive::read_manifest(&path).and_then(|m| policy::passphrase_for(&app.config, &m.policy));
+    let p = path.clone();
+    let result = tokio::task::spawn_blocking(move || archive::verify_with(&p, pass.as_ref(), None))
+        .await
+        .map_err(AppError::internal)?;
+    app.backup_metrics.verified(result.is_ok());
+    let now = app.store.now();
+    let check = match &result {
+        Ok(c) => Check {
+            at: now,
+            ok: true,
+            contents_checked: c.contents_checked,
+            message: if c.contents_checked {
+                format!("checksums match, the snapshot opens, {} rows as recorded", c.manifest.rows())
+            } else {
+                "checksum of the encrypted payload matches; contents not opened (no passphrase)".into()
+            },
+        },
+        Err(e) => Check { at: now, ok: false, contents_checked: false, message: e.to_string() },
+    };
+    write_check(&path, &check);
+    result.map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// The scheduled verification: the newest backup of each policy, read back and checked.
+pub async fn verify_newest(app: App) -> JobResult {
+    let policies = policy::policies(&app.config).map_err(|e| e.to_string())?;
+    let files = listing(&app);
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for p in &policies {
+        let Some(newest) = files.iter().find(|l| l.manifest.as_ref().is_some_and(|m| m.policy == p.name)) else {
+            continue;
+        };
+        match verify_file(&app, &newest.name).await {
+            Ok(_) => ok.push(newest.name.clone()),
+            Err(e) => {
+                crate::alerts::send(&app, &format!("Backup verification failed: {}", newest.name), &e.to_string())
+                    .await;
+                failed.push(format!("{}: {e}", newest.name));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(if ok.is_empty() { "no backups to verify yet".into() } else { format!("verified {}", ok.join(", ")) })
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// The scheduled jobs of the backups module: one per policy (watched by `/readyz`) and the
+/// daily verification.
+pub fn jobs(config: &crate::config::Config) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for p in policy::policies(config)? {
+        let name =
+            format!("Backup: {} ({}, keep {}, to {})", p.name, p.scope(), p.retention.describe(), p.target.describe());
+        let key = p.job_key();
+        let schedule = p.schedule.clone();
+        jobs.push(Job::new(key, name, schedule, move |app| run_policy(app, p.clone())).watched());
+    }
+    jobs.push(Job::new(
+        "backup-verify",
+        "Verify the newest backup of each policy",
+        Schedule::parse("30 5 * * *").map_err(anyhow::Error::msg)?,
+        verify_newest,
+    ));
+    Ok(jobs)
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
