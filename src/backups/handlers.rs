@@ -20,10 +20,10 @@ pub fn routes(r: &mut Routes) {
     r.post("/backups/:name/delete", Access::perm("backups.delete"), delete);
 }
 
-struct Listed {
-    name: String,
-    size: u64,
-    manifest: Option<archive::Manifest>,
+pub(crate) struct Listed {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) manifest: Option<archive::Manifest>,
 }
 
 fn read_manifest(path: &std::path::Path) -> Option<archive::Manifest> {
@@ -39,7 +39,7 @@ fn read_manifest(path: &std::path::Path) -> Option<archive::Manifest> {
     serde_json::from_slice(&json).ok()
 }
 
-fn listing(app: &App) -> Vec<Listed> {
+pub(crate) fn listing(app: &App) -> Vec<Listed> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(super::dir(&app.config.data_dir)) {
         for e in rd.flatten() {
@@ -140,7 +140,7 @@ async fn create(app: Data<&App>) -> AppResult<Response> {
 }
 
 #[handler]
-async fn download(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
+pub(crate) async fn download(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
     let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
     let file = tokio::fs::File::open(&path).await.map_err(AppError::internal)?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);

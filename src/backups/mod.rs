@@ -5,6 +5,7 @@
 //! server stopped (`bravely backup restore`). Schedules, retention, remote destinations and
 //! restores from the web page build on it.
 
+pub mod api;
 pub mod archive;
 pub mod handlers;
 
@@ -31,6 +32,7 @@ impl Module for Backups {
     }
     fn routes(&self, r: &mut Routes) {
         handlers::routes(r);
+        api::routes(r);
     }
     fn nav(&self) -> Vec<NavEntry> {
         vec![NavEntry::new("Administration", "Backups", "/backups".into(), Some("backups.view"))]
