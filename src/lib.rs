@@ -20,6 +20,7 @@ pub mod people;
 pub mod reporting;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod web;
 
 use std::ops::Deref;
@@ -115,6 +116,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(inventory::Inventory),
         Box::new(kudos::Kudos),
         Box::new(backups::Backups),
+        Box::new(tokens::Tokens),
         Box::new(jobs::handlers::Jobs),
     ]
 }
@@ -124,6 +126,8 @@ pub struct AppInner {
     pub store: Store,
     pub registry: Arc<Registry>,
     pub auth: AuthState,
+    /// API tokens: failed-attempt limits and last-use bookkeeping.
+    pub tokens: tokens::TokenState,
     pub nav: Vec<NavEntry>,
     pub panels: Vec<(&'static str, Panel)>,
     pub currency: money::Currency,
@@ -205,6 +209,10 @@ impl App {
             setup_token: Mutex::new(None),
             secure_cookies: config.secure_cookies(),
         };
+        let tokens = tokens::TokenState::new(
+            config.login.max_failures_per_ip,
+            chrono::Duration::minutes(config.login.window_minutes),
+        );
         let currency = money::Currency::parse(&config.currency).map_err(|e| anyhow::anyhow!(e))?;
         let tz = config.tz()?;
         let scheduler = jobs::Scheduler::new(job_list)?;
@@ -213,6 +221,7 @@ impl App {
             store,
             registry,
             auth,
+            tokens,
             nav,
             panels,
             currency,

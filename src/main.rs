@@ -52,6 +52,27 @@ enum Command {
         #[command(subcommand)]
         cmd: BackupCmd,
     },
+    /// Manage personal API tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create an API token for a user (the server must be stopped; while it runs, use the API
+    /// tokens page). The token is printed once, alone on standard output.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// What the token is for, e.g. "nightly backup script".
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_days: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +196,9 @@ fn main() {
         }
         Some(Command::Demo(a)) => demo(config, a.employees, a.items),
         Some(Command::Backup { cmd }) => backup(config, cmd),
+        Some(Command::Token { cmd: TokenCmd::Add { email, name, expires_days } }) => {
+            token_add(config, email, name, expires_days)
+        }
     };
     drop(reporting);
     if let Err(e) = result {
@@ -362,6 +386,31 @@ fn user_add(config: Config, email: String, name: String, superuser: bool) -> any
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     app.store.shutdown();
     println!("created user {id} <{email}>{}", if superuser { " (superuser)" } else { "" });
+    Ok(())
+}
+
+fn token_add(config: Config, email: String, name: String, expires_days: Option<i64>) -> anyhow::Result<()> {
+    use bravely::tokens::service::{NewToken, create};
+    let days = expires_days.map(|d| d.to_string()).unwrap_or_default();
+    let new = NewToken::parse(&name, &days).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = email.trim().to_lowercase();
+    let app = open(config)?;
+    app.store.ready_blocking()?;
+    let user = app.store.read()?.find_unique::<bravely::auth::User>("email", &email)?;
+    let Some((user_id, user)) = user else {
+        app.store.shutdown();
+        anyhow::bail!("there is no user with the email {email:?}");
+    };
+    let created = app.store.write_blocking(Actor::system("bravely token add"), move |tx| create(tx, user_id, new));
+    app.store.shutdown();
+    let (id, token) = created.map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "created API token {id} for {} <{}>{}; it is shown only now:",
+        user.name,
+        user.email,
+        expires_days.map(|d| format!(", expiring in {d} days")).unwrap_or_default()
+    );
+    println!("{token}");
     Ok(())
 }
 

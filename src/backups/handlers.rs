@@ -198,7 +198,7 @@ async fn upload(app: Data<&App>, mut mp: Multipart) -> AppResult<Response> {
 
 /// Streams a backup file from disk; retention leaves it alone until the download ends.
 #[handler]
-async fn download(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
+pub(crate) async fn download(app: Data<&App>, Path(name): Path<String>) -> AppResult<Response> {
     let path = super::file_of(&app.config.data_dir, &name).ok_or(AppError::NotFound)?;
     let file = tokio::fs::File::open(&path).await.map_err(AppError::internal)?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);

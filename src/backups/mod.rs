@@ -7,6 +7,7 @@
 //! - [`restore`]: restores from the web page, carried out across a self-restart;
 //! - [`handlers`]: the `/backups` page.
 
+pub mod api;
 pub mod archive;
 pub mod handlers;
 pub mod policy;
@@ -36,6 +37,7 @@ impl Module for Backups {
     }
     fn routes(&self, r: &mut Routes) {
         handlers::routes(r);
+        api::routes(r);
     }
     fn nav(&self) -> Vec<NavEntry> {
         vec![NavEntry::new("Administration", "Backups", "/backups".into(), Some("backups.view"))]

@@ -36,6 +36,12 @@ pub trait Entity: Versioned + Clone + Send + Sync + 'static {
     /// Secrets (password hashes, token hashes) are left out.
     fn fields(&self) -> Vec<(&'static str, Value)>;
 
+    /// Digests of secrets that an index must find (an API token's SHA-256), kept out of
+    /// [`Entity::fields`] so that audit diffs, lists and forms never see them.
+    fn secret_fields(&self) -> Vec<(&'static str, Value)> {
+        vec![]
+    }
+
     fn field(&self, name: &str) -> Value {
         self.fields().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap_or_default()
     }

@@ -26,6 +26,8 @@ fn index_table(table: &str, index: &str) -> String {
     format!("{table}#{index}")
 }
 
+type FieldSets<'a> = (&'a [(&'static str, super::Value)], &'a [(&'static str, super::Value)]);
+
 /// Reverses one write; run newest first when a write fails partway (see `store::writer`).
 pub(super) type Undo = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
 
@@ -144,7 +146,7 @@ impl Tx<'_> {
     pub fn insert_quiet<T: Entity>(&mut self, row: &T) -> Result<u64, StoreError> {
         let id = self.next_id(T::TABLE)?;
         let fields = row.fields();
-        self.update_indexes::<T>(id, &[], &fields)?;
+        self.update_indexes::<T>(id, (&[], &[]), (&fields, &row.secret_fields()))?;
         let bytes = encode(row);
         self.put_row(T::TABLE, id, &bytes)?;
         self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
@@ -161,7 +163,7 @@ impl Tx<'_> {
 
     fn put_new<T: Entity>(&mut self, id: u64, row: &T) -> Result<(), StoreError> {
         let fields = row.fields();
-        self.update_indexes::<T>(id, &[], &fields)?;
+        self.update_indexes::<T>(id, (&[], &[]), (&fields, &row.secret_fields()))?;
         let bytes = encode(row);
         self.put_row(T::TABLE, id, &bytes)?;
         let changes = audit::diff(&[], &fields);
@@ -187,7 +189,7 @@ impl Tx<'_> {
         let old_fields = old.fields();
         let new_fields = row.fields();
         let changes = audit::diff(&old_fields, &new_fields);
-        self.update_indexes::<T>(id, &old_fields, &new_fields)?;
+        self.update_indexes::<T>(id, (&old_fields, &old.secret_fields()), (&new_fields, &row.secret_fields()))?;
         let bytes = encode(row);
         self.put_row(T::TABLE, id, &bytes)?;
         if !changes.is_empty() || note.is_some() || action != AuditAction::Update {
@@ -197,10 +199,21 @@ impl Tx<'_> {
         Ok(changes)
     }
 
+    /// Replaces a row without an audit entry: bookkeeping that changes often and means little
+    /// on its own (an API token's last use). Indexes and read models follow as usual.
+    pub fn update_quiet<T: Entity>(&mut self, id: u64, row: &T) -> Result<(), StoreError> {
+        let old = self.must_get::<T>(id)?;
+        self.update_indexes::<T>(id, (&old.fields(), &old.secret_fields()), (&row.fields(), &row.secret_fields()))?;
+        let bytes = encode(row);
+        self.put_row(T::TABLE, id, &bytes)?;
+        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        Ok(())
+    }
+
     pub fn delete<T: Entity>(&mut self, id: u64) -> Result<T, StoreError> {
         let old = self.must_get::<T>(id)?;
         let old_fields = old.fields();
-        self.update_indexes::<T>(id, &old_fields, &[])?;
+        self.update_indexes::<T>(id, (&old_fields, &old.secret_fields()), (&[], &[]))?;
         self.remove_row(T::TABLE, id)?;
         let changes = audit::diff(&old_fields, &[]);
         self.audit(T::TABLE, id, AuditAction::Delete, changes, None)?;
@@ -243,14 +256,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn update_indexes<T: Entity>(
-        &mut self,
-        id: u64,
-        old: &[(&'static str, super::Value)],
-        new: &[(&'static str, super::Value)],
-    ) -> Result<(), StoreError> {
-        let find = |fields: &[(&'static str, super::Value)], name: &str| {
-            fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.index_keys()).unwrap_or_default()
+    /// `old` and `new` are each (fields, secret fields) of the row before and after.
+    fn update_indexes<T: Entity>(&mut self, id: u64, old: FieldSets<'_>, new: FieldSets<'_>) -> Result<(), StoreError> {
+        let find = |(fields, secret): FieldSets<'_>, name: &str| {
+            fields.iter().chain(secret).find(|(n, _)| *n == name).map(|(_, v)| v.index_keys()).unwrap_or_default()
         };
         for idx in T::INDEXES {
             let old_keys = find(old, idx.field);

@@ -68,9 +68,36 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
     let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let path = req.uri().path().to_string();
 
-    // Session -> principal.
+    // API requests authenticate with a bearer token only: cookies are ignored, so there is no
+    // ambient credential and no CSRF check. Pages authenticate with the session cookie only.
+    let api = super::is_api(&path);
     let mut user = None;
-    if let Some(c) = cookie(&req, session::COOKIE)
+    let mut refused = None;
+    if api {
+        if let Some(presented) = bearer_token(&req) {
+            use crate::tokens::service::{Outcome, authenticate};
+            match authenticate(&app, presented, &client_ip(&req)) {
+                Ok(Outcome::Ok(p)) => user = Some(Arc::new(p)),
+                Ok(Outcome::Refused(why)) => refused = Some(api_unauthorized(&rid, why.message(), true)),
+                Ok(Outcome::Limited(minutes)) => {
+                    let mut resp = api_error(
+                        &rid,
+                        AppError::TooManyRequests(format!(
+                            "too many failed token attempts from this address; try again in {minutes} minutes"
+                        )),
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&(minutes * 60).to_string()) {
+                        resp.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    refused = Some(resp);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot check an API token");
+                    refused = Some(api_error(&rid, e));
+                }
+            }
+        }
+    } else if let Some(c) = cookie(&req, session::COOKIE)
         && let Some((key, s)) = app.auth.sessions.check(&c, now)
         && let Some(p) = app.auth.directory.principal(s.user_id, key.clone())
     {
@@ -84,6 +111,7 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
     let mut new_nonce = None;
     let binding = match (&user, cookie(&req, CSRF_COOKIE)) {
         (Some(u), _) => u.session_key.clone(),
+        (None, _) if api => String::new(),
         (None, Some(c)) if c.len() >= 16 => c,
         (None, _) => {
             let n = session::new_token();
@@ -104,14 +132,19 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
         uri: uri.clone(),
         flash: flash.clone(),
         route: OnceLock::new(),
+        api,
     });
     req.extensions_mut().insert(ctx.clone());
 
     let unsafe_method = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let exempt = app.csrf_exempt.iter().any(|p| path.starts_with(p.as_str()));
     let call = async {
+        if let Some(resp) = refused {
+            return Ok(resp);
+        }
         if unsafe_method
             && !exempt
+            && !api
             && let Err(e) = check_csrf(&app, &mut req, &binding).await
         {
             let _ = ctx.route.set(Arc::from(crate::metrics::CSRF_REFUSED));
@@ -293,6 +326,9 @@ pub fn error_response(app: &App, ctx: &Ctx, err: AppError) -> Response {
 
 /// The error page (or the redirect to the login page), without logging or reporting.
 fn render_error(app: &App, ctx: &Ctx, err: AppError) -> Response {
+    if ctx.api {
+        return api_error(&ctx.request_id, err);
+    }
     if let AppError::Unauthenticated { next } = &err {
         if ctx.fragment {
             // htmx follows HX-Redirect with a full navigation.
@@ -316,5 +352,47 @@ fn render_error(app: &App, ctx: &Ctx, err: AppError) -> Response {
     let body = layout::error_page(app, ctx, status.as_u16(), title, &message);
     let mut resp = body.into_response();
     resp.set_status(status);
+    resp
+}
+
+/// `Authorization: Bearer <token>` (the scheme is case-insensitive), if the request has one.
+fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn client_ip(req: &Request) -> String {
+    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// An error as the API answers it: JSON `{"error": …, "request_id": …}` (plus `fields` for
+/// validation errors) with the error's status; a missing credential is 401 with
+/// `WWW-Authenticate: Bearer`.
+pub fn api_error(request_id: &str, err: AppError) -> Response {
+    let message = match &err {
+        AppError::Unauthenticated { .. } => {
+            return api_unauthorized(request_id, "an API token is required: send Authorization: Bearer bvt_…", false);
+        }
+        AppError::Internal(_) => "internal error; it has been logged with the request id".to_string(),
+        other => other.to_string(),
+    };
+    let mut body = serde_json::json!({ "error": message, "request_id": request_id });
+    if let AppError::Validation(fields) = &err {
+        body["fields"] = serde_json::json!(fields.0);
+    }
+    let mut resp = poem::web::Json(body).into_response();
+    resp.set_status(err.status());
+    resp
+}
+
+/// 401 for the API; `invalid` when a token was presented and refused (RFC 6750's
+/// `invalid_token`), otherwise none was presented.
+fn api_unauthorized(request_id: &str, message: &str, invalid: bool) -> Response {
+    let challenge =
+        if invalid { r#"Bearer realm="bravely", error="invalid_token""# } else { r#"Bearer realm="bravely""# };
+    let mut resp = poem::web::Json(serde_json::json!({ "error": message, "request_id": request_id })).into_response();
+    resp.set_status(StatusCode::UNAUTHORIZED);
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     resp
 }

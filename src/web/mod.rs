@@ -41,6 +41,11 @@ impl Access {
     }
 }
 
+/// Whether a path belongs to the API, which authenticates by bearer token instead of cookies.
+pub fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
 /// A registered route, listed for tests and docs.
 #[derive(Debug, Clone)]
 pub struct RouteInfo {
@@ -63,6 +68,8 @@ pub struct Ctx {
     /// The pattern of the route that matched (`/admin/:slug/`), set by the route's guard; unset
     /// when no route matched. Metrics count by it.
     pub route: OnceLock<Arc<str>>,
+    /// An API request (`/api/...`): bearer-token authentication, JSON errors.
+    pub api: bool,
 }
 
 impl Ctx {

@@ -79,6 +79,12 @@ pub fn assignment_return(assignment: u64) -> String {
 pub fn setup(token: &str) -> String {
     format!("/setup/{token}")
 }
+pub fn account_tokens() -> String {
+    "/account/tokens".into()
+}
+pub fn account_token_revoke(id: u64) -> String {
+    format!("/account/tokens/{id}/revoke")
+}
 
 /// Percent-encodes a query-string component.
 pub fn urlencode(s: &str) -> String {

@@ -8,6 +8,7 @@ use bravely::kudos::{Given, KudosSettings, Received, SlackUser, Thanks};
 use bravely::money::{Currency, Money};
 use bravely::people::Employee;
 use bravely::store::{AuditAction, AuditEntry, Entity, FieldChange, Value, decode, encode};
+use bravely::tokens::ApiToken;
 use chrono::{DateTime, NaiveDate, Utc};
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -112,6 +113,19 @@ fn stored_types_have_pinned_encodings() {
     );
     check(KudosSettings { points_for_giving: 1, points_for_receiving: 3, daily_cap: 10 }, GOLDEN_KUDOS_SETTINGS);
     check(
+        ApiToken {
+            user_id: 3,
+            name: "backups".into(),
+            prefix: "bvt_Ab12Cd34".into(),
+            secret_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            created_at: at(),
+            expires_at: Some(at()),
+            last_used_at: None,
+            revoked_at: Some(at()),
+        },
+        GOLDEN_API_TOKEN,
+    );
+    check(
         AuditEntry {
             at: at(),
             actor_id: Some(1),
@@ -143,3 +157,4 @@ const GOLDEN_GIVEN: &str = "00055531414e41060107323032362d3033";
 const GOLDEN_RECEIVED: &str = "00055531414e41060107323032362d3033";
 const GOLDEN_SLACK_USER: &str = "00055531414e4103616e61010f616e61406578616d706c652e636f6d010400";
 const GOLDEN_KUDOS_SETTINGS: &str = "00020614";
+const GOLDEN_API_TOKEN: &str = "0003076261636b7570730c6276745f4162313243643334403966383664303831383834633764363539613266656161306335356164303135613362663466316232623062383232636431356436633135623066303061303814323032362d30332d30325430393a33303a30305a0114323032362d30332d30325430393a33303a30305a000114323032362d30332d30325430393a33303a30305a";

@@ -98,6 +98,14 @@ impl TestApp {
             .expect("user created")
     }
 
+    /// Creates an API token for a user, as the account page does, and returns its text.
+    pub async fn token(&self, user_id: u64, name: &str, expires_in_days: Option<i64>) -> String {
+        use bravely::tokens::service::{NewToken, create};
+        let days = expires_in_days.map(|d| d.to_string()).unwrap_or_default();
+        let new = NewToken::parse(name, &days).expect("valid token form");
+        self.app.store.write(Actor::system("test"), move |tx| create(tx, user_id, new)).await.expect("token created").1
+    }
+
     /// A client with a cookie jar that does not follow redirects.
     pub fn client(&self) -> Client {
         Client {

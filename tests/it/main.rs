@@ -14,3 +14,4 @@ mod observability;
 mod permissions;
 mod restart;
 mod store;
+mod tokens;

@@ -31,7 +31,11 @@ async fn every_route_enforces_its_declared_access() {
     .await;
     t.demo(5, 10).await;
     t.user("root@example.com", true, &[]).await;
-    t.user("nobody@example.com", false, &[]).await;
+    let nobody_id = t.user("nobody@example.com", false, &[]).await;
+    // Token 1 belongs to someone else: `/account/tokens/1/revoke` must not hit the token below.
+    let spare = t.user("spare@example.com", false, &[]).await;
+    t.token(spare, "spare", None).await;
+    let nobody_token = t.token(nobody_id, "matrix", None).await;
     let routes = t.app.route_table();
     assert!(routes.len() > 20, "routes are registered");
     let slugs: Vec<&str> = t.app.registry.resources().map(|r| r.def().slug).collect();
@@ -45,6 +49,50 @@ async fn every_route_enforces_its_declared_access() {
             let path = concrete(&route.path, slug);
             // Logging out would end the session used for the other checks.
             if path == "/logout" {
+                continue;
+            }
+            // The API takes bearer tokens, never sessions.
+            if bravely::web::is_api(&path) {
+                let send = |c: &crate::harness::Client, token: Option<&str>| {
+                    let mut req = c.http.request(route.method.clone(), format!("{}{path}", c.base));
+                    if let Some(token) = token {
+                        req = req.bearer_auth(token);
+                    }
+                    async move { req.send().await.expect("request") }
+                };
+                let a = send(&anon, None).await;
+                assert_eq!(a.status(), 401, "{} {path}: no token", route.method);
+                assert!(a.headers().contains_key("www-authenticate"), "{} {path}", route.method);
+                let n = send(&root, None).await;
+                assert_eq!(n.status(), 401, "{} {path}: a superuser's session is no token", route.method);
+                let n = send(&anon, Some(&nobody_token)).await;
+                match &route.access {
+                    Access::Public | Access::SignedIn => assert_ne!(n.status(), 403, "{} {path}", route.method),
+                    _ => assert_eq!(n.status(), 403, "{} {path}: no permission means 403", route.method),
+                }
+                if let Some(perm) = perm_for(&route.access, slug) {
+                    let email = format!("{}-{}@example.com", perm.replace('.', "-"), checked);
+                    let id = t.user(&email, false, &[perm.as_str()]).await;
+                    let token = t.token(id, "matrix", None).await;
+                    let h = send(&anon, Some(&token)).await;
+                    assert!(
+                        ![401, 403].contains(&h.status().as_u16()),
+                        "{} {path}: holder of {perm} is let through",
+                        route.method
+                    );
+                }
+                // A fresh superuser: the routes before may have deleted user 1 (the admin's delete
+                // action is in the table too), and their tokens with them.
+                let id = t.user(&format!("root-{checked}@example.com"), true, &[]).await;
+                let s = send(&anon, Some(&t.token(id, "matrix", None).await)).await;
+                assert!(
+                    ![401, 403].contains(&s.status().as_u16()),
+                    "{} {path}: superuser's token got {}",
+                    route.method,
+                    s.status()
+                );
+                assert!(s.status().as_u16() < 500, "{} {path}: superuser got {}", route.method, s.status());
+                checked += 1;
                 continue;
             }
             let send = |c: &crate::harness::Client| {
