@@ -287,10 +287,13 @@ async fn backups_list_create_and_download_round_trip() {
     let token = t.token(ops, "backup script", None).await;
 
     let r = post(&t, "/api/backups?policy=nightly", Some(&token)).await;
+    assert_eq!(r.status(), 400, "only configured policies");
+    assert!(json(r).await.to_string().contains("database, full"), "the answer names the policies");
+    let r = post(&t, "/api/backups?policy=database", Some(&token)).await;
     assert_eq!(r.status(), 201);
     let made = json(r).await;
     let id = made["id"].as_str().expect("id").to_string();
-    assert_eq!(made["policy"], "nightly");
+    assert_eq!(made["policy"], "database");
     assert_eq!(made["scope"], "database");
     assert_eq!(made["encrypted"], false);
     assert_eq!(made["created_at"], "2026-03-02T09:00:00Z", "the injected clock's time");
@@ -300,17 +303,19 @@ async fn backups_list_create_and_download_round_trip() {
     t.clock.advance(chrono::Duration::seconds(5));
     let r = api(&t, reqwest::Method::POST, "/api/backups", Some(&token))
         .header("content-type", "application/json")
-        .body(r#"{"policy": "before-upgrade"}"#)
+        .body(r#"{"policy": "full"}"#)
         .send()
         .await
         .expect("request");
     assert_eq!(r.status(), 201);
-    let second = json(r).await["id"].as_str().expect("id").to_string();
+    let second = json(r).await;
+    assert_eq!(second["scope"], "full", "the policy's scope");
+    let second = second["id"].as_str().expect("id").to_string();
 
     let list = json(get(&t, "/api/backups", Some(&token)).await).await;
     let ids: Vec<&str> = list["backups"].as_array().expect("list").iter().filter_map(|b| b["id"].as_str()).collect();
     assert_eq!(ids, vec![second.as_str(), id.as_str()], "newest first");
-    assert_eq!(list["backups"][1]["policy"], "nightly");
+    assert_eq!(list["backups"][1]["policy"], "database");
     assert_eq!(list["backups"][1]["download_url"], format!("/api/backups/{id}/download"));
 
     let r = get(&t, &format!("/api/backups/{id}/download"), Some(&token)).await;
@@ -324,7 +329,7 @@ async fn backups_list_create_and_download_round_trip() {
     let copy = dir.path().join(&id);
     std::fs::write(&copy, &bytes).expect("write");
     let manifest = archive::verify(&copy, None).expect("the download verifies");
-    assert_eq!(manifest.policy, "nightly");
+    assert_eq!(manifest.policy, "database");
     assert_eq!(manifest.tables.get("people.employees"), Some(&4));
 
     // Bad input is a JSON 400 or 404, never a file outside the backups folder.
