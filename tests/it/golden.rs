@@ -3,6 +3,7 @@
 
 use bravely::auth::{Group, User};
 use bravely::inventory::{Assignment, Item, ItemKind};
+use bravely::jobs::JobState;
 use bravely::kudos::model::Points;
 use bravely::kudos::{Given, KudosSettings, Received, SlackUser, Thanks};
 use bravely::money::{Currency, Money};
@@ -126,6 +127,23 @@ fn stored_types_have_pinned_encodings() {
         GOLDEN_API_TOKEN,
     );
     check(
+        JobState {
+            key: "backup-database".into(),
+            first_seen: at(),
+            last_slot: Some(at()),
+            last_started: Some(at()),
+            last_finished: None,
+            last_ok: Some(true),
+            last_message: "ok".into(),
+            last_duration_ms: 1500,
+            last_trigger: "schedule".into(),
+            last_success: Some(at()),
+            runs: 2,
+            failures: 1,
+        },
+        GOLDEN_JOB_STATE,
+    );
+    check(
         AuditEntry {
             at: at(),
             actor_id: Some(1),
@@ -157,4 +175,5 @@ const GOLDEN_GIVEN: &str = "00055531414e41060107323032362d3033";
 const GOLDEN_RECEIVED: &str = "00055531414e41060107323032362d3033";
 const GOLDEN_SLACK_USER: &str = "00055531414e4103616e61010f616e61406578616d706c652e636f6d010400";
 const GOLDEN_KUDOS_SETTINGS: &str = "00020614";
+const GOLDEN_JOB_STATE: &str = "000f6261636b75702d646174616261736514323032362d30332d30325430393a33303a30305a0114323032362d30332d30325430393a33303a30305a0114323032362d30332d30325430393a33303a30305a000101026f6bdc0b087363686564756c650114323032362d30332d30325430393a33303a30305a0201";
 const GOLDEN_API_TOKEN: &str = "0003076261636b7570730c6276745f4162313243643334403966383664303831383834633764363539613266656161306335356164303135613362663466316232623062383232636431356436633135623066303061303814323032362d30332d30325430393a33303a30305a0114323032362d30332d30325430393a33303a30305a000114323032362d30332d30325430393a33303a30305a";

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod golden;
 mod inventory;
+mod jobs;
 mod kudos;
 mod observability;
 mod permissions;
