@@ -117,6 +117,8 @@ pub struct AppInner {
     pub store: Store,
     pub registry: Arc<Registry>,
     pub auth: AuthState,
+    /// Organisation sign-in: providers, pending sign-ins, discovery cache.
+    pub oidc: auth::oidc::Oidc,
     pub nav: Vec<NavEntry>,
     pub panels: Vec<(&'static str, Panel)>,
     pub currency: money::Currency,
@@ -193,11 +195,13 @@ impl App {
         };
         let currency = money::Currency::parse(&config.currency).map_err(|e| anyhow::anyhow!(e))?;
         let tz = config.tz()?;
+        let oidc = auth::oidc::Oidc::new(&config);
         Ok(App(Arc::new(AppInner {
             config,
             store,
             registry,
             auth,
+            oidc,
             nav,
             panels,
             currency,

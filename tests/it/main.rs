@@ -11,6 +11,7 @@ mod golden;
 mod inventory;
 mod kudos;
 mod observability;
+mod oidc;
 mod permissions;
 mod restart;
 mod store;
