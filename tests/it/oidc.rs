@@ -91,7 +91,17 @@ fn provider_config(issuer: &str) -> OidcProvider {
 
 struct Env {
     t: TestApp,
-    _provider: ProviderProcess,
+    provider: ProviderProcess,
+    listener: TcpListener,
+}
+
+impl Env {
+    /// Stops the provider and starts a new one on the same port (with new signing keys).
+    fn restart_provider(&mut self) {
+        let old =
+            std::mem::replace(&mut self.provider, start_provider(&self.listener, &format!("http://{}", self.t.addr)));
+        drop(old);
+    }
 }
 
 /// The app with the test provider configured (changed by `tweak`), and the provider running.
@@ -106,7 +116,7 @@ async fn setup(tweak: impl FnOnce(&mut Config)) -> Env {
     // The provider stamps its tokens with the real time, which the app's clock must agree with.
     t.clock.set(chrono::Utc::now());
     let provider = start_provider(&listener, &format!("http://{}", t.addr));
-    Env { t, _provider: provider }
+    Env { t, provider, listener }
 }
 
 /// Bravely groups the mapping refers to: Engineers see items, Operations see employees.
@@ -433,4 +443,73 @@ async fn sign_out_ends_the_session_and_offers_the_providers_logout() {
     assert_eq!(c.get("/").await.status(), 303, "the Bravely session is over");
     let r = c.http.get(url).send().await.expect("provider logout");
     assert_eq!(r.status(), 200, "the provider knows the hint and asks to confirm");
+}
+
+#[tokio::test]
+async fn rotated_signing_keys_are_fetched_again() {
+    let mut e = setup(|_| {}).await;
+    let c = e.t.client();
+    let cb = through_provider(&c, "/auth/oidc/test/login", ALICE.0, ALICE.1).await;
+    assert_eq!(visit(&c, &cb).await.0, 303, "discovery and keys are now cached");
+    // Same issuer and port, new key: the cached key set no longer has the token's key id.
+    e.restart_provider();
+    let c = e.t.client();
+    let cb = through_provider(&c, "/auth/oidc/test/login", "root@example.com", "root-pw-1234").await;
+    let (status, loc, html) = visit(&c, &cb).await;
+    assert_eq!((status, loc.as_str()), (303, "/"), "the unknown key id made Bravely fetch the keys again: {html}");
+}
+
+/// A log sink shared with the test.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_logged_with_a_reason_and_without_codes_tokens_or_secrets() {
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    // This test's runtime has one thread, which serves the app too: a thread-local subscriber
+    // sees every request's log lines.
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || sink.clone())
+            .finish(),
+    );
+    let e = setup(|_| {}).await;
+    let c = e.t.client();
+    let cb = through_provider(&c, "/auth/oidc/test/login", ALICE.0, ALICE.1).await;
+    assert_eq!(visit(&c, &cb).await.0, 303);
+    let (status, _, _) = visit(&c, &cb).await;
+    assert_eq!(status, 400, "replayed");
+    let other = e.t.client();
+    let cb2 = through_provider(&other, "/auth/oidc/test/login", "eve@other.org", "eve-pw-1234").await;
+    assert_eq!(visit(&other, &cb2).await.0, 403);
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).to_string();
+    assert!(
+        text.contains("organisation sign-in refused") && text.contains("unknown, reused or tampered state"),
+        "{text}"
+    );
+    assert!(text.contains("email domain other.org not allowed"), "{text}");
+    for url in [&cb, &cb2] {
+        let parsed = reqwest::Url::parse(url).expect("url");
+        for (k, v) in parsed.query_pairs() {
+            if k == "code" || k == "state" {
+                assert!(!text.contains(v.as_ref()), "the {k} is not logged");
+            }
+        }
+    }
+    assert!(!text.contains(CLIENT_SECRET), "the client secret is not logged");
+    assert!(!text.contains("eyJ"), "no JWT (id_token) is logged");
 }

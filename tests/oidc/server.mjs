@@ -57,7 +57,9 @@ const { port } = server.address();
 const issuer = `http://127.0.0.1:${port}`;
 
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-const signingKey = { ...(await exportJWK(privateKey)), kid: 'test-key-1', use: 'sig', alg: 'RS256' };
+// A new key (and key id) at every start: a restarted provider has rotated its keys.
+const kid = `test-${randomBytes(6).toString('hex')}`;
+const signingKey = { ...(await exportJWK(privateKey)), kid, use: 'sig', alg: 'RS256' };
 
 const provider = new Provider(issuer, {
   clients: [
