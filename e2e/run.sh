@@ -7,12 +7,15 @@
 #    250 employees: more than 200, so the assign form's employee picker is
 #    the htmx typeahead, not a <select>) and a superuser
 #    (admin@example.com / "Ada Admin");
-# 2. starts `bravely serve --listen 127.0.0.1:0` in the background and waits
-#    (at most SERVER_START_TIMEOUT seconds, default 30) for its
-#    "listening on http://127.0.0.1:PORT" log line;
-# 3. runs `node --test` on e2e/*.test.mjs with BASE_URL, ADMIN_EMAIL,
-#    ADMIN_PASSWORD, ADMIN_NAME and SCREENSHOT_DIR (e2e/screenshots) set;
-# 4. always stops the server (by PID) and removes the data dir.
+# 2. starts the test OpenID provider (tests/oidc/server.mjs, port 0) and
+#    `bravely serve` on a free port with a configuration naming it (provider
+#    "test", "eng" -> group "Engineers"), and waits (at most
+#    SERVER_START_TIMEOUT seconds each, default 30) for their
+#    "listening on http://127.0.0.1:PORT" lines;
+# 3. runs `node --test` on e2e/*.test.mjs with BASE_URL, OIDC_ISSUER,
+#    ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_NAME and SCREENSHOT_DIR
+#    (e2e/screenshots) set;
+# 4. always stops the server and the provider (by PID) and removes the data dir.
 # Exits with the test runner's status (or non-zero if setup failed).
 #
 # Needs: node + npm (installs e2e/node_modules with `npm ci` if missing),
@@ -50,11 +53,18 @@ if [[ ! -d $E2E_DIR/node_modules/playwright-core ]]; then
   log "installing e2e node modules (npm ci)"
   (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+OIDC_DIR=$ROOT/tests/oidc
+if [[ ! -d $OIDC_DIR/node_modules/oidc-provider ]]; then
+  log "installing the test OpenID provider's node modules (npm ci in tests/oidc)"
+  (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 # --- throw-away data dir, server lifecycle ----------------------------------
 DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bravely-e2e.XXXXXX")
 SERVER_LOG=$DATA_DIR/server.log
 SERVER_PID=
+PROVIDER_LOG=$DATA_DIR/provider.log
+PROVIDER_PID=
 
 stop_server() {
   [[ -n $SERVER_PID ]] || return 0
@@ -74,6 +84,7 @@ stop_server() {
 cleanup() {
   local status=$?
   stop_server
+  stop_provider
   if ((status != 0)) && [[ -f $SERVER_LOG ]]; then
     mkdir -p "$SCREENSHOT_DIR"
     cp "$SERVER_LOG" "$SCREENSHOT_DIR/server.log" 2>/dev/null || true
@@ -100,29 +111,84 @@ DEMO_ARGS=${E2E_DEMO_ARGS---employees 250}
 printf '%s\n' "$ADMIN_PASSWORD" |
   "$BIN" user add --email "$ADMIN_EMAIL" --name "$ADMIN_NAME" --superuser --data-dir "$DATA_DIR"
 
-# --- server -----------------------------------------------------------------
-"$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA_DIR" </dev/null >"$SERVER_LOG" 2>&1 &
-SERVER_PID=$!
-log "server pid $SERVER_PID, waiting up to ${START_TIMEOUT}s for it to listen"
+# --- OpenID provider + server ---------------------------------------------------
+# The provider must know Bravely's redirect URI and Bravely its public_url, so
+# Bravely's port is chosen first (a free one, asked of the kernel); should
+# another process take it in between, both are started again on a new one.
+free_port() {
+  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
+}
+
+# wait_for_line LOG PID : prints the first "listening on http://127.0.0.1:PORT"
+# URL in LOG; fails when PID exits first or after START_TIMEOUT seconds.
+wait_for_line() {
+  local url="" deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    # Strip ANSI colour codes in case NO_COLOR is ignored.
+    url=$(sed 's/\x1b\[[0-9;]*m//g' "$1" |
+      grep -o 'listening on http://127\.0\.0\.1:[0-9]\+' | head -n 1 | sed 's/^listening on //') || true
+    if [[ -n $url ]]; then
+      echo "$url"
+      return 0
+    fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_provider() {
+  [[ -n $PROVIDER_PID ]] || return 0
+  kill -TERM "$PROVIDER_PID" 2>/dev/null || true
+  wait "$PROVIDER_PID" 2>/dev/null || true
+  PROVIDER_PID=
+}
 
 BASE_URL=
-deadline=$((SECONDS + START_TIMEOUT))
-while ((SECONDS < deadline)); do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "server exited before listening"
+for attempt in 1 2 3; do
+  port=$(free_port)
+  app_url=http://127.0.0.1:$port
+  node "$OIDC_DIR/server.mjs" --port 0 --redirect-uri "$app_url/auth/oidc/callback" \
+    --post-logout-uri "$app_url/login" </dev/null >"$PROVIDER_LOG" 2>&1 &
+  PROVIDER_PID=$!
+  if ! OIDC_ISSUER=$(wait_for_line "$PROVIDER_LOG" "$PROVIDER_PID"); then
+    log "the OpenID provider did not start:"
+    sed 's/^/  | /' "$PROVIDER_LOG" >&2
     exit 1
   fi
-  # Strip ANSI colour codes in case NO_COLOR is ignored.
-  BASE_URL=$(sed 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" |
-    grep -o 'listening on http://127\.0\.0\.1:[0-9]\+' | head -n 1 | sed 's/^listening on //') || true
-  [[ -n $BASE_URL ]] && break
-  sleep 0.1
+  cat >"$DATA_DIR/bravely.toml" <<TOML
+public_url = "$app_url"
+
+[[oidc.providers]]
+id = "test"
+name = "Test Org"
+issuer = "$OIDC_ISSUER"
+client_id = "bravely"
+client_secret = "bravely-test-client-secret-0123456789"
+allowed_domains = ["example.com"]
+scopes = ["email", "profile", "groups"]
+groups_claim = "groups"
+
+[oidc.providers.groups]
+"eng" = "Engineers"
+TOML
+  "$BIN" --config "$DATA_DIR/bravely.toml" serve --listen "127.0.0.1:$port" --data-dir "$DATA_DIR" \
+    </dev/null >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  log "provider $OIDC_ISSUER (pid $PROVIDER_PID); server pid $SERVER_PID on port $port, waiting up to ${START_TIMEOUT}s"
+  if BASE_URL=$(wait_for_line "$SERVER_LOG" "$SERVER_PID"); then
+    break
+  fi
+  log "server did not start (attempt $attempt):"
+  tail -n 5 "$SERVER_LOG" | sed 's/^/  | /' >&2
+  stop_server
+  stop_provider
 done
 if [[ -z $BASE_URL ]]; then
-  log "no 'listening on http://127.0.0.1:PORT' line within ${START_TIMEOUT}s"
+  log "no 'listening on http://127.0.0.1:PORT' line from the server"
   exit 1
 fi
-export BASE_URL
+export BASE_URL OIDC_ISSUER
 health=$(curl -fsS --max-time 5 "$BASE_URL/healthz") || {
   log "GET $BASE_URL/healthz failed"
   exit 1

@@ -55,6 +55,7 @@ pub struct Config {
     pub slack: SlackConfig,
     /// Bearer token that `GET /metrics` requires; without one the endpoint answers 404.
     pub metrics_token: Option<Secret>,
+    pub oidc: OidcConfig,
     pub alerts: AlertsConfig,
     pub backups: BackupsConfig,
 }
@@ -106,6 +107,80 @@ fn default_scope() -> String {
     "database".into()
 }
 
+/// Organisation sign-in through OpenID Connect providers (`[[oidc.providers]]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    pub providers: Vec<OidcProvider>,
+}
+
+/// One OpenID provider. Its redirect URI is `public_url` + `/auth/oidc/callback`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// Short name used in URLs (`/auth/oidc/{id}/login`): lowercase letters, digits, `-`, `_`.
+    pub id: String,
+    /// Shown on the sign-in button ("Sign in with {name}").
+    pub name: String,
+    /// Discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// A file holding the client secret (read at start-up, trailing newline dropped).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Email domains allowed to sign in (at least one); `example.com` does not admit
+    /// `sub.example.com`.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Requested besides `openid`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Google Workspace: the id_token's `hd` claim must be one of `allowed_domains` (and the
+    /// `hd` hint is sent when there is one domain).
+    #[serde(default)]
+    pub require_hd: bool,
+    /// Trust `email` without `email_verified = true`, for providers that never send that claim
+    /// but own every address they issue (Microsoft Entra ID). Off by default.
+    #[serde(default)]
+    pub assume_email_verified: bool,
+    /// The id_token claim listing the user's groups (a string or an array of strings).
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Claim value -> Bravely group name. Only these Bravely groups are synced at each sign-in.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, String>,
+    /// Claim values that make a user a superuser. When set, superuser status is synced at each
+    /// sign-in, except that the last active superuser is never demoted.
+    #[serde(default)]
+    pub superuser_groups: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into()]
+}
+
+/// Who may sign in with a password (`login.password_login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordLogin {
+    Everyone,
+    /// Break-glass only: everyone else signs in through an organisation provider.
+    Superusers,
+}
+
+impl std::str::FromStr for PasswordLogin {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "everyone" => Ok(PasswordLogin::Everyone),
+            "superusers" => Ok(PasswordLogin::Superusers),
+            _ => bail!("must be \"everyone\" or \"superusers\", not {s:?}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackConfig {
@@ -147,6 +222,8 @@ pub struct LoginConfig {
     /// Failed attempts allowed per client IP within `window_minutes`.
     pub max_failures_per_ip: u32,
     pub window_minutes: i64,
+    /// `"superusers"` turns password sign-in off for everyone else (organisation sign-in only).
+    pub password_login: PasswordLogin,
 }
 
 impl Default for Config {
@@ -164,6 +241,7 @@ impl Default for Config {
             metrics_token: None,
             alerts: AlertsConfig::default(),
             backups: BackupsConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -176,7 +254,12 @@ impl Default for SessionConfig {
 
 impl Default for LoginConfig {
     fn default() -> Self {
-        LoginConfig { max_failures_per_account: 5, max_failures_per_ip: 20, window_minutes: 15 }
+        LoginConfig {
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            window_minutes: 15,
+            password_login: PasswordLogin::Everyone,
+        }
     }
 }
 
@@ -204,6 +287,7 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_METRICS_TOKEN",
     "BRAVELY_ALERTS_SLACK_WEBHOOK_URL",
     "BRAVELY_BACKUPS_REMOTE",
+    "BRAVELY_PASSWORD_LOGIN",
 ];
 
 impl Config {
@@ -227,6 +311,7 @@ impl Config {
         if let Some(d) = &overrides.data_dir {
             cfg.data_dir = d.clone();
         }
+        cfg.read_secret_files()?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -299,6 +384,90 @@ impl Config {
         if let Some(v) = read("BRAVELY_BACKUPS_REMOTE")? {
             self.backups.remote = Some(v);
         }
+        if let Some(v) = read("BRAVELY_PASSWORD_LOGIN")? {
+            self.login.password_login = v.parse().context("BRAVELY_PASSWORD_LOGIN")?;
+        }
+        Ok(())
+    }
+
+    /// Reads every `client_secret_file` into its `client_secret`.
+    fn read_secret_files(&mut self) -> anyhow::Result<()> {
+        for p in &mut self.oidc.providers {
+            if let Some(path) = &p.client_secret_file {
+                if p.client_secret.is_some() {
+                    bail!("oidc provider {:?}: set client_secret or client_secret_file, not both", p.id);
+                }
+                let v = std::fs::read_to_string(path).with_context(|| {
+                    format!("oidc provider {:?}: cannot read client_secret_file {}", p.id, path.display())
+                })?;
+                p.client_secret = Some(Secret::new(v.trim_end_matches(['\n', '\r'])));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_oidc(&self) -> anyhow::Result<()> {
+        let providers = &self.oidc.providers;
+        if providers.is_empty() {
+            if self.login.password_login == PasswordLogin::Superusers {
+                bail!(
+                    "login.password_login = \"superusers\" needs at least one [[oidc.providers]]: nobody else could sign in"
+                );
+            }
+            return Ok(());
+        }
+        if self.public_url.is_none() {
+            bail!(
+                "public_url (BRAVELY_PUBLIC_URL) is required with [[oidc.providers]]: the redirect URI is public_url + /auth/oidc/callback"
+            );
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for p in providers {
+            let at = |field: &str, msg: &str| anyhow::anyhow!("oidc provider {:?}: {field}: {msg}", p.id);
+            if p.id.is_empty()
+                || !p.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                return Err(at("id", "use lowercase letters, digits, '-' and '_' only (it appears in URLs)"));
+            }
+            if !ids.insert(p.id.as_str()) {
+                return Err(at("id", "two providers have this id"));
+            }
+            if p.name.trim().is_empty() {
+                return Err(at("name", "is required (it labels the sign-in button)"));
+            }
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|h| p.issuer.strip_prefix(h).is_some_and(|r| r.is_empty() || r.starts_with([':', '/'])));
+            if !(p.issuer.starts_with("https://") || loopback) {
+                return Err(at("issuer", "must be an https:// URL (http:// only on 127.0.0.1 or localhost)"));
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(at("client_id", "is required"));
+            }
+            if p.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+                return Err(at("client_secret", "is required (or client_secret_file)"));
+            }
+            if p.allowed_domains.is_empty() {
+                return Err(at("allowed_domains", "list the email domains that may sign in, e.g. [\"example.com\"]"));
+            }
+            for d in &p.allowed_domains {
+                if d.is_empty() || d.contains(['@', '/', ' ']) || !d.contains('.') || d.to_lowercase() != *d {
+                    return Err(at(
+                        "allowed_domains",
+                        &format!("{d:?} is not a lowercase domain like \"example.com\""),
+                    ));
+                }
+            }
+            if p.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+                return Err(at("scopes", "scopes are single words such as \"email\""));
+            }
+            if (!p.groups.is_empty() || !p.superuser_groups.is_empty()) && p.groups_claim.is_none() {
+                return Err(at("groups_claim", "is required for groups and superuser_groups (e.g. \"groups\")"));
+            }
+            if let Some((k, _)) = p.groups.iter().find(|(k, v)| k.is_empty() || v.trim().is_empty()) {
+                return Err(at("groups", &format!("{k:?}: claim values and Bravely group names cannot be empty")));
+            }
+        }
         Ok(())
     }
 
@@ -319,6 +488,7 @@ impl Config {
             bail!("metrics_token must be at least 16 characters (generate one with `openssl rand -hex 32`)");
         }
         crate::backups::policy::policies(self)?;
+        self.validate_oidc()?;
         Ok(())
     }
 
@@ -384,6 +554,73 @@ mod tests {
         cfg.validate().expect("long enough");
         let short = Config { metrics_token: Some(Secret::new("short")), ..Config::default() };
         assert!(short.validate().unwrap_err().to_string().contains("metrics_token"));
+    }
+
+    const PROVIDER: &str = r#"
+public_url = "https://ops.example.com"
+[[oidc.providers]]
+id = "google"
+name = "Company Google account"
+issuer = "https://accounts.google.com"
+client_id = "client-1"
+client_secret = "s3cret-value-123"
+allowed_domains = ["example.com"]
+groups_claim = "groups"
+superuser_groups = ["admins"]
+[oidc.providers.groups]
+"eng" = "Engineers"
+"#;
+
+    #[test]
+    fn oidc_providers_parse_validate_and_redact_their_secret() {
+        let cfg = Config::from_toml(PROVIDER).expect("parses");
+        cfg.validate().expect("valid");
+        let p = &cfg.oidc.providers[0];
+        assert_eq!(p.scopes, ["email", "profile"], "default scopes");
+        assert_eq!(p.groups.get("eng").map(String::as_str), Some("Engineers"));
+        assert!(!format!("{cfg:?}").contains("s3cret-value"), "Debug redacts the client secret");
+    }
+
+    #[test]
+    fn oidc_mistakes_are_explained_by_field() {
+        let bad = |from: &str, to: &str, expect: &str| {
+            let text = PROVIDER.replace(from, to);
+            let err = match Config::from_toml(&text) {
+                Ok(cfg) => cfg.validate().unwrap_err().to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(expect), "{from} -> {to}: {err}");
+        };
+        bad("id = \"google\"", "id = \"Google Accounts\"", "id:");
+        bad("issuer = \"https://", "issuer = \"http://", "issuer: must be an https://");
+        bad("allowed_domains = [\"example.com\"]", "allowed_domains = []", "allowed_domains");
+        bad("allowed_domains = [\"example.com\"]", "allowed_domains = [\"@example.com\"]", "allowed_domains");
+        bad("client_secret = \"s3cret-value-123\"\n", "", "client_secret: is required");
+        bad("groups_claim = \"groups\"\n", "", "groups_claim");
+        bad("public_url = \"https://ops.example.com\"\n", "", "public_url");
+        bad("client_id = \"client-1\"", "client_id = \"client-1\"\nclient_idd = \"x\"", "client_idd");
+    }
+
+    #[test]
+    fn client_secret_file_is_read_and_password_login_can_be_limited() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oidc-secret");
+        std::fs::write(&path, "from-a-file-0123\n").expect("write");
+        let text = PROVIDER.replace(
+            "client_secret = \"s3cret-value-123\"",
+            &format!("client_secret_file = {:?}", path.to_string_lossy()),
+        );
+        let mut cfg = Config::from_toml(&text).expect("parses");
+        cfg.read_secret_files().expect("reads");
+        assert_eq!(cfg.oidc.providers[0].client_secret.as_ref().map(Secret::expose), Some("from-a-file-0123"));
+        cfg.apply_env(|k| (k == "BRAVELY_PASSWORD_LOGIN").then(|| "superusers".to_string())).expect("valid");
+        assert_eq!(cfg.login.password_login, PasswordLogin::Superusers);
+        cfg.validate().expect("valid with a provider");
+        let alone = Config { login: cfg.login.clone(), ..Config::default() };
+        assert!(alone.validate().unwrap_err().to_string().contains("needs at least one"));
+        let mut env = Config::default();
+        let err = env.apply_env(|k| (k == "BRAVELY_PASSWORD_LOGIN").then(|| "some".to_string())).unwrap_err();
+        assert!(format!("{err:#}").contains("everyone"), "{err:#}");
     }
 
     #[test]

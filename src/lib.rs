@@ -128,6 +128,8 @@ pub struct AppInner {
     pub auth: AuthState,
     /// API tokens: failed-attempt limits and last-use bookkeeping.
     pub tokens: tokens::TokenState,
+    /// Organisation sign-in: providers, pending sign-ins, discovery cache.
+    pub oidc: auth::oidc::Oidc,
     pub nav: Vec<NavEntry>,
     pub panels: Vec<(&'static str, Panel)>,
     pub currency: money::Currency,
@@ -216,12 +218,14 @@ impl App {
         let currency = money::Currency::parse(&config.currency).map_err(|e| anyhow::anyhow!(e))?;
         let tz = config.tz()?;
         let scheduler = jobs::Scheduler::new(job_list)?;
+        let oidc = auth::oidc::Oidc::new(&config);
         Ok(App(Arc::new(AppInner {
             config,
             store,
             registry,
             auth,
             tokens,
+            oidc,
             nav,
             panels,
             currency,

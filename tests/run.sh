@@ -6,8 +6,9 @@
 # Steps, each under a "==== ... ====" header:
 #   deps    install what is missing, idempotently: Debian's chromium (apt, only
 #           when /usr/bin/chromium is absent), rustfmt/clippy (rustup, only
-#           when absent), e2e/node_modules (npm ci, only when missing or when
-#           e2e/package*.json changed since the last install)
+#           when absent), tests/oidc/node_modules (the OpenID provider the
+#           integration tests run) and e2e/node_modules (npm ci, each only when
+#           missing or when its package*.json changed since the last install)
 #   fmt     cargo fmt --check
 #   clippy  cargo clippy --all-targets -- -D warnings
 #   test    cargo nextest run --all-targets (or cargo test --all-targets)
@@ -146,6 +147,18 @@ apt_install() { # apt_install PKG... ; runs apt-get update first (only called wh
   return 1
 }
 
+# npm_ci_once DIR: `npm ci` in DIR when its node_modules are missing or its
+# package*.json changed since the last install (a stamp file records them).
+npm_ci_once() {
+  local dir=$1 stamp=$1/node_modules/.bravely-lock.sha256 want
+  want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1) || return 1
+  if [[ ! -d $dir/node_modules || ! -f $stamp || $(<"$stamp") != "$want" ]]; then
+    echo "installing $dir node modules (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    echo "$want" >"$stamp"
+  fi
+}
+
 # Note: ensure_deps runs inside run_step's `{ ...; } || ...`, where `set -e`
 # is off, hence the explicit `|| return 1` on every step that matters.
 ensure_deps() {
@@ -159,6 +172,14 @@ ensure_deps() {
     rustup component add "${components[@]}" || return 1
   fi
   echo "rust: $(rustc --version); $(cargo fmt --version); $(cargo clippy --version)"
+
+  # The OpenID provider the integration tests sign in with (tests/oidc, npm's oidc-provider).
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node and npm are required: the sign-in tests run a real OpenID provider (tests/oidc)" >&2
+    return 1
+  fi
+  npm_ci_once tests/oidc || return 1
+  echo "node $(node --version), oidc-provider $(node -p "require('./tests/oidc/node_modules/oidc-provider/package.json').version")"
 
   if [[ $SKIP_E2E == 1 ]]; then
     echo "SKIP_E2E=1: not checking chromium / node modules"
@@ -181,13 +202,7 @@ ensure_deps() {
     echo "node and npm are required for the e2e tests (or set SKIP_E2E=1)" >&2
     return 1
   fi
-  local stamp=e2e/node_modules/.bravely-lock.sha256 want
-  want=$(cat e2e/package.json e2e/package-lock.json | sha256sum | cut -d' ' -f1) || return 1
-  if [[ ! -d e2e/node_modules || ! -f $stamp || $(<"$stamp") != "$want" ]]; then
-    echo "installing e2e node modules (npm ci)"
-    (cd e2e && npm ci --no-audit --no-fund --loglevel=error) || return 1
-    echo "$want" >"$stamp"
-  fi
+  npm_ci_once e2e || return 1
   echo "node $(node --version), playwright-core $(node -p "require('./e2e/node_modules/playwright-core/package.json').version")"
 }
 

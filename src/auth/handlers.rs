@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::{User, password};
 use crate::App;
+use crate::config::PasswordLogin;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::store::Actor;
 use crate::web::layout::{Flash, csrf_field, redirect, render_bare};
@@ -17,6 +18,7 @@ use crate::web::middleware::append_cookie;
 use crate::web::{Access, Ctx, Routes, paths};
 
 pub fn routes(r: &mut Routes) {
+    super::oidc::handlers::routes(r);
     r.get("/login", Access::Public, login_form);
     r.post("/login", Access::Public, login);
     r.post("/logout", Access::Public, logout);
@@ -25,7 +27,7 @@ pub fn routes(r: &mut Routes) {
 }
 
 /// Only local paths are followed after sign-in.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
         _ => paths::home(),
@@ -33,17 +35,30 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 #[derive(Deserialize, Default)]
-struct NextQuery {
-    next: Option<String>,
+pub(crate) struct NextQuery {
+    pub next: Option<String>,
 }
 
-fn login_page(ctx: &Ctx, email: &str, next: &str, error: Option<&str>) -> Response {
+fn login_page(app: &App, ctx: &Ctx, email: &str, next: &str, error: Option<&str>) -> Response {
+    let providers = &app.oidc.providers;
+    let passwords_limited = app.config.login.password_login == PasswordLogin::Superusers;
     render_bare(
         ctx,
         "Sign in",
         html! {
             h1 { "Sign in" }
             @if let Some(e) = error { div.form-errors role="alert" { (e) } }
+            @if !providers.is_empty() {
+                div.sso {
+                    @for p in providers {
+                        p { a.btn.btn-primary href=(paths::oidc_login(&p.config.id, next)) { "Sign in with " (p.config.name) } }
+                    }
+                }
+                p.muted {
+                    @if passwords_limited { "Password sign-in is for administrators only:" }
+                    @else { "Or with your Bravely password:" }
+                }
+            }
             form.form method="post" action=(paths::login(None)) {
                 (csrf_field(ctx))
                 input type="hidden" name="next" value=(next);
@@ -62,11 +77,11 @@ fn login_page(ctx: &Ctx, email: &str, next: &str, error: Option<&str>) -> Respon
 }
 
 #[handler]
-async fn login_form(ctx: Data<&Arc<Ctx>>, Query(q): Query<NextQuery>) -> Response {
+async fn login_form(app: Data<&App>, ctx: Data<&Arc<Ctx>>, Query(q): Query<NextQuery>) -> Response {
     if ctx.user.is_some() {
         return redirect(&safe_next(q.next.as_deref()), None);
     }
-    login_page(&ctx, "", &safe_next(q.next.as_deref()), None)
+    login_page(&app, &ctx, "", &safe_next(q.next.as_deref()), None)
 }
 
 #[derive(Deserialize)]
@@ -91,6 +106,7 @@ async fn login(app: Data<&App>, ctx: Data<&Arc<Ctx>>, req: &Request, Form(f): Fo
     if let Err(minutes) = app.auth.limiter.check(&email, &ip, now) {
         tracing::warn!(ip = %ip, "sign-in rate limit reached");
         let mut r = login_page(
+            &app,
             &ctx,
             &email,
             &next,
@@ -117,18 +133,46 @@ async fn login(app: Data<&App>, ctx: Data<&Arc<Ctx>>, req: &Request, Form(f): Fo
         _ => {
             app.auth.limiter.fail(&email, &ip, now);
             tracing::info!(ip = %ip, "failed sign-in");
-            let mut r =
-                login_page(&ctx, &email, &next, Some("Email or password is not correct, or the account is inactive."));
+            let mut r = login_page(
+                &app,
+                &ctx,
+                &email,
+                &next,
+                Some("Email or password is not correct, or the account is inactive."),
+            );
             r.set_status(poem::http::StatusCode::UNAUTHORIZED);
             return Ok(r);
         }
     };
     app.auth.limiter.succeed(&email);
+    if !user.1.superuser && app.config.login.password_login == PasswordLogin::Superusers {
+        tracing::info!(user_id = user.0, "password sign-in refused: only superusers may use passwords");
+        let mut r = login_page(
+            &app,
+            &ctx,
+            &email,
+            &next,
+            Some("Password sign-in is turned off for your account. Use your organisation account."),
+        );
+        r.set_status(poem::http::StatusCode::FORBIDDEN);
+        return Ok(r);
+    }
     sign_in(&app, &ctx, req, user.0, &next).await
 }
 
 /// Starts a session for `user_id` (rotating any existing one) and redirects to `next`.
 pub async fn sign_in(app: &App, ctx: &Ctx, req: &Request, user_id: u64, next: &str) -> AppResult<Response> {
+    start_session(app, ctx, req, user_id, next).await.map(|(resp, _)| resp)
+}
+
+/// [`sign_in`], also returning the new session's key.
+pub async fn start_session(
+    app: &App,
+    ctx: &Ctx,
+    req: &Request,
+    user_id: u64,
+    next: &str,
+) -> AppResult<(Response, String)> {
     let ua = req.header("user-agent").unwrap_or("").chars().take(200).collect();
     let old = ctx.user.as_ref().map(|u| u.session_key.clone());
     let token = app.auth.sessions.create(&app.store, user_id, client_ip(req), ua, old).await?;
@@ -142,6 +186,7 @@ pub async fn sign_in(app: &App, ctx: &Ctx, req: &Request, user_id: u64, next: &s
             Ok(())
         })
         .await?;
+    let key = super::session::key_of(&token);
     let mut resp = redirect(next, None);
     let mut c = Cookie::new_with_str(super::session::COOKIE, token);
     c.set_http_only(true);
@@ -149,15 +194,35 @@ pub async fn sign_in(app: &App, ctx: &Ctx, req: &Request, user_id: u64, next: &s
     c.set_path("/");
     c.set_secure(app.auth.secure_cookies);
     append_cookie(&mut resp, &c);
-    Ok(resp)
+    Ok((resp, key))
 }
 
+/// Ends the session. After an organisation sign-in whose provider has an
+/// `end_session_endpoint`, a page offers signing out there too (RP-initiated logout): a link,
+/// since the page's `form-action 'self'` policy keeps a form's redirect from leaving the site.
 #[handler]
 async fn logout(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
+    let mut provider_logout = None;
     if let Some(u) = &ctx.user {
         app.auth.sessions.end(&app.store, &u.session_key).await?;
+        provider_logout = app.oidc.logout_url(&u.session_key, app.store.now()).await;
     }
-    let mut resp = redirect(&paths::login(None), Some(Flash::info("You have signed out.")));
+    let mut resp = match provider_logout {
+        Some((idx, url)) => {
+            let name = &app.oidc.providers[idx].config.name;
+            render_bare(
+                &ctx,
+                "Signed out",
+                html! {
+                    h1 { "You have signed out of Bravely" }
+                    p { "You are still signed in to " (name) " in this browser." }
+                    p { a.btn.btn-primary #provider-logout href=(url) { "Sign out of " (name) " too" } }
+                    p { a href=(paths::login(None)) { "Back to the sign-in page" } }
+                },
+            )
+        }
+        None => redirect(&paths::login(None), Some(Flash::info("You have signed out."))),
+    };
     let mut c = Cookie::new_with_str(super::session::COOKIE, "");
     c.set_path("/");
     c.set_max_age(std::time::Duration::ZERO);

@@ -2,6 +2,7 @@
 
 pub mod handlers;
 pub mod model;
+pub mod oidc;
 pub mod password;
 pub mod ratelimit;
 pub mod session;

@@ -132,6 +132,11 @@ impl Sessions {
         Ok(())
     }
 
+    /// Whether a session with this key exists (expired or not).
+    pub fn has(&self, key: &str) -> bool {
+        self.cache.read().unwrap_or_else(|p| p.into_inner()).contains_key(key)
+    }
+
     /// Ends every session of a user (deactivation, password change).
     pub fn user_sessions(&self, user_id: u64) -> Vec<String> {
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());

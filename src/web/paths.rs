@@ -9,6 +9,17 @@ pub fn login(next: Option<&str>) -> String {
         _ => "/login".into(),
     }
 }
+/// Starts an organisation sign-in; `next` is where it lands.
+pub fn oidc_login(provider: &str, next: &str) -> String {
+    match next {
+        "" | "/" => format!("/auth/oidc/{}/login", urlencode(provider)),
+        n => format!("/auth/oidc/{}/login?next={}", urlencode(provider), urlencode(n)),
+    }
+}
+/// Where providers send the browser back (the redirect URI is `public_url` + this).
+pub fn oidc_callback() -> String {
+    "/auth/oidc/callback".into()
+}
 pub fn logout() -> String {
     "/logout".into()
 }

@@ -44,14 +44,19 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         extra_routes: impl FnOnce(&mut bravely::web::Routes),
     ) -> TestApp {
-        let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        // Bound first, so that the configuration can name the address (public_url).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            public_url: Some(format!("http://{addr}")),
+            ..Config::default()
+        };
         configure(&mut config);
         let clock = Clock::manual(start_time());
         let app = App::open(config, clock.clone()).expect("app opens");
         app.store.ready().await.expect("data loads");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
         let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
         let ep = app.endpoint_with(extra_routes);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

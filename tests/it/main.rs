@@ -12,6 +12,7 @@ mod inventory;
 mod jobs;
 mod kudos;
 mod observability;
+mod oidc;
 mod permissions;
 mod restart;
 mod store;
