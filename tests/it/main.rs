@@ -15,5 +15,6 @@ mod observability;
 mod oidc;
 mod permissions;
 mod restart;
+mod restore;
 mod store;
 mod tokens;
