@@ -192,6 +192,9 @@ pub struct SlackConfig {
     pub api_base: String,
     /// Replies are only sent to `response_url`s starting with this.
     pub response_url_prefix: String,
+    /// Channel id (`C…`) where the past month's leaderboard is posted on the 1st at 09:00
+    /// (needs `bot_token` with `chat:write`); unset: no post.
+    pub leaderboard_channel: Option<String>,
 }
 
 impl Default for SlackConfig {
@@ -201,6 +204,7 @@ impl Default for SlackConfig {
             bot_token: None,
             api_base: "https://slack.com/api".into(),
             response_url_prefix: "https://hooks.slack.com/".into(),
+            leaderboard_channel: None,
         }
     }
 }
@@ -284,6 +288,7 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_SESSION_ABSOLUTE_HOURS",
     "BRAVELY_SLACK_SIGNING_SECRET",
     "BRAVELY_SLACK_BOT_TOKEN",
+    "BRAVELY_SLACK_LEADERBOARD_CHANNEL",
     "BRAVELY_METRICS_TOKEN",
     "BRAVELY_ALERTS_SLACK_WEBHOOK_URL",
     "BRAVELY_BACKUPS_REMOTE",
@@ -370,6 +375,9 @@ impl Config {
         }
         if let Some(v) = read("BRAVELY_SLACK_BOT_TOKEN")? {
             self.slack.bot_token = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_SLACK_LEADERBOARD_CHANNEL")? {
+            self.slack.leaderboard_channel = Some(v);
         }
         if let Some(v) = read("BRAVELY_SESSION_ABSOLUTE_HOURS")? {
             self.session.absolute_hours =

@@ -211,8 +211,13 @@ async fn post_response(app: &App, url: &str, r: &Reply) {
 }
 
 fn leaderboard_text(app: &App) -> Result<String, crate::store::StoreError> {
+    leaderboard_text_of(app, &service::month_of(app.store.now(), app.tz))
+}
+
+/// The leaderboard of `month` ("YYYY-MM") as a Slack message.
+pub fn leaderboard_text_of(app: &App, month: &str) -> Result<String, crate::store::StoreError> {
     let r = app.store.read()?;
-    let month = service::month_of(app.store.now(), app.tz);
+    let month = month.to_string();
     let recv = service::received_board(&r, &month)?;
     let given = service::given_board(&r, &month)?;
     let fmt = |v: &[(String, i64)]| {

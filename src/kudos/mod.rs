@@ -45,4 +45,51 @@ impl Module for Kudos {
     fn csrf_exempt(&self) -> Vec<&'static str> {
         vec!["/slack/"]
     }
+    fn jobs(&self, config: &crate::config::Config) -> anyhow::Result<Vec<crate::jobs::Job>> {
+        if config.slack.leaderboard_channel.is_none() {
+            return Ok(vec![]);
+        }
+        Ok(vec![crate::jobs::Job::new(
+            "kudos-monthly-post",
+            "Post last month's thanks leaderboard to Slack",
+            crate::jobs::Schedule::parse("0 9 1 * *").map_err(anyhow::Error::msg)?,
+            post_monthly_leaderboard,
+        )])
+    }
+}
+
+/// The month before the one `now` falls in, in the company's time zone ("YYYY-MM").
+pub fn previous_month(now: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz) -> String {
+    use chrono::{Datelike, Duration};
+    let today = now.with_timezone(&tz).date_naive();
+    let last_of_previous = today.with_day(1).unwrap_or(today) - Duration::days(1);
+    last_of_previous.format("%Y-%m").to_string()
+}
+
+#[derive(serde::Deserialize)]
+struct SlackAnswer {
+    ok: bool,
+    error: Option<String>,
+}
+
+/// Posts the leaderboard of the month that just ended with `chat.postMessage`.
+async fn post_monthly_leaderboard(app: crate::App) -> crate::jobs::JobResult {
+    let channel = app.config.slack.leaderboard_channel.clone().ok_or("slack.leaderboard_channel is not set")?;
+    let token = app.config.slack.bot_token.clone().ok_or("slack.bot_token is not set: it is needed to post")?;
+    let month = previous_month(app.store.now(), app.tz);
+    let text = handlers::leaderboard_text_of(&app, &month).map_err(|e| e.to_string())?;
+    let url = format!("{}/chat.postMessage", app.config.slack.api_base.trim_end_matches('/'));
+    let res = app
+        .http()
+        .post(&url)
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({ "channel": channel, "text": text }))
+        .send()
+        .await
+        .map_err(|e| format!("Slack is unreachable: {}", e.without_url()))?;
+    let answer: SlackAnswer = res.json().await.map_err(|e| format!("Slack answered oddly: {}", e.without_url()))?;
+    if !answer.ok {
+        return Err(format!("Slack refused the post: {}", answer.error.unwrap_or_else(|| "no reason given".into())));
+    }
+    Ok(format!("posted the {month} leaderboard to {channel}"))
 }

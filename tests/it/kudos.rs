@@ -184,6 +184,18 @@ async fn months_follow_the_company_time_zone() {
 struct Recorded {
     lookups: Vec<String>,
     replies: Vec<Json_>,
+    posts: Vec<(String, Json_)>,
+}
+
+#[handler]
+fn post_message(req: &poem::Request, Json(body): Json<Json_>, rec: Data<&Arc<Mutex<Recorded>>>) -> Json<Json_> {
+    let auth = req.header("authorization").unwrap_or("").to_string();
+    rec.lock().expect("lock").posts.push((auth, body.clone()));
+    Json(if body["channel"] == "C0GONE" {
+        json!({"ok": false, "error": "channel_not_found"})
+    } else {
+        json!({"ok": true})
+    })
 }
 
 #[handler]
@@ -211,7 +223,11 @@ async fn slack_stand_in() -> (String, Arc<Mutex<Recorded>>) {
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
     let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
-    let app = Route::new().at("/api/users.info", get(users_info)).at("/hook", post(hook)).data(rec.clone());
+    let app = Route::new()
+        .at("/api/users.info", get(users_info))
+        .at("/api/chat.postMessage", post(post_message))
+        .at("/hook", post(hook))
+        .data(rec.clone());
     tokio::spawn(async move {
         let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
     });
@@ -321,4 +337,68 @@ async fn thanks_to_unmapped_people_attach_when_the_mapping_appears() {
     assert!(after.contains("onboarding docs"), "the earlier thanks now shows on the profile");
     let (_, history) = root.text(&format!("/admin/slack-users/{sid}/history")).await;
     assert!(history.contains("<ins>Dee Dunn</ins>"), "the mapping change is in the history");
+}
+
+#[tokio::test]
+async fn the_past_months_leaderboard_is_posted_on_the_first() {
+    let (base, rec) = slack_stand_in().await;
+    let b2 = base.clone();
+    let t = app_with(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.api_base = format!("{b2}/api");
+        c.slack.leaderboard_channel = Some("C0TEAM".into());
+        c.time_zone = "Europe/Warsaw".into();
+    })
+    .await;
+    // March thanks; the harness clock starts on 2 March 2026.
+    thanks(&t, "U1ANA", "<@U2BEN|ben> for the release", "m-1").await;
+    thanks(&t, "U3CAT", "<@U2BEN|ben> for the review", "m-2").await;
+    // New people are looked up in Slack first; the thanks are stored after that.
+    for _ in 0..250 {
+        if count::<Thanks>(&t) == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(count::<Thanks>(&t), 2);
+    t.app.scheduler.tick(&t.app).await;
+    assert!(t.app.scheduler.job("kudos-monthly-post").is_some());
+    // 1 April 09:00 in Warsaw is 07:00 UTC.
+    t.clock.set(DateTime::parse_from_rfc3339("2026-04-01T07:00:00Z").expect("valid").with_timezone(&Utc));
+    // An April thanks that must not count in March's board.
+    thanks(&t, "U1ANA", "<@U3CAT|cat> for April", "a-1").await;
+    let handles = t.app.scheduler.tick(&t.app).await;
+    assert!(!handles.is_empty(), "due on the 1st");
+    for h in handles {
+        h.await.expect("task");
+    }
+    let posts = rec.lock().expect("lock").posts.clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let (auth, body) = &posts[0];
+    assert_eq!(auth, "Bearer xoxb-test");
+    assert_eq!(body["channel"], "C0TEAM");
+    let text = body["text"].as_str().expect("text");
+    assert!(text.contains("2026-03"), "{text}");
+    let (received, _given) = text.split_once("Most thankful").expect("two boards");
+    assert!(received.contains("<@U2BEN>"), "{text}");
+    assert!(!received.contains("<@U3CAT>"), "April's thanks are not in March's board: {text}");
+    let state = t.app.scheduler.states(&t.app).remove("kudos-monthly-post").expect("state");
+    assert_eq!(state.last_ok, Some(true), "{}", state.last_message);
+}
+
+#[tokio::test]
+async fn a_refused_leaderboard_post_is_a_failed_run() {
+    let (base, _rec) = slack_stand_in().await;
+    let b2 = base.clone();
+    let t = app_with(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.api_base = format!("{b2}/api");
+        c.slack.leaderboard_channel = Some("C0GONE".into());
+    })
+    .await;
+    let h = t.app.scheduler.run_now(&t.app, "kudos-monthly-post", "test").await.expect("starts");
+    h.await.expect("task");
+    let state = t.app.scheduler.states(&t.app).remove("kudos-monthly-post").expect("state");
+    assert_eq!(state.last_ok, Some(false));
+    assert!(state.last_message.contains("channel_not_found"), "{}", state.last_message);
 }
