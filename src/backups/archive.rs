@@ -178,7 +178,9 @@ pub fn create_with(store: &Store, out: &Path, opts: &Options<'_>) -> Result<Mani
     std::fs::create_dir_all(dir)?;
     let work = tempfile::Builder::new().prefix(".snapshot-").tempdir_in(dir)?;
     let db_copy = work.path().join(DB_PART);
+    let t0 = std::time::Instant::now();
     let tables = store.snapshot_to(&db_copy)?;
+    let snapshot_s = t0.elapsed().as_secs_f64();
     let (size, sha256) = sha256_file(&db_copy)?;
     let mut parts = vec![Part { name: DB_PART.into(), size, sha256 }];
     let mut files = Vec::new();
@@ -249,6 +251,13 @@ pub fn create_with(store: &Store, out: &Path, opts: &Options<'_>) -> Result<Mani
     let f = std::fs::File::open(&tmp)?;
     f.sync_all()?;
     std::fs::rename(&tmp, out)?;
+    tracing::info!(
+        snapshot_s = format!("{snapshot_s:.3}"),
+        total_s = format!("{:.3}", t0.elapsed().as_secs_f64()),
+        snapshot_bytes = size,
+        file_bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        "backup file written (snapshot and compaction, then checksum, compression and fsync)"
+    );
     Ok(manifest)
 }
 
