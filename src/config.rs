@@ -55,6 +55,15 @@ pub struct Config {
     pub slack: SlackConfig,
     /// Bearer token that `GET /metrics` requires; without one the endpoint answers 404.
     pub metrics_token: Option<Secret>,
+    pub backups: BackupsConfig,
+}
+
+/// `[backups]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupsConfig {
+    /// `[backups.storage]`: options of remote destinations (`s3://`, `gs://`, `az://`).
+    pub storage: crate::backups::destination::StorageOptions,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +122,7 @@ impl Default for Config {
             login: LoginConfig::default(),
             slack: SlackConfig::default(),
             metrics_token: None,
+            backups: BackupsConfig::default(),
         }
     }
 }
@@ -151,6 +161,15 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_SLACK_SIGNING_SECRET",
     "BRAVELY_SLACK_BOT_TOKEN",
     "BRAVELY_METRICS_TOKEN",
+    "BRAVELY_BACKUPS_S3_ENDPOINT",
+    "BRAVELY_BACKUPS_S3_REGION",
+    "BRAVELY_BACKUPS_S3_ACCESS_KEY_ID",
+    "BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY",
+    "BRAVELY_BACKUPS_S3_PATH_STYLE",
+    "BRAVELY_BACKUPS_S3_ALLOW_HTTP",
+    "BRAVELY_BACKUPS_GCS_SERVICE_ACCOUNT_KEY",
+    "BRAVELY_BACKUPS_AZURE_ACCOUNT",
+    "BRAVELY_BACKUPS_AZURE_ACCESS_KEY",
 ];
 
 impl Config {
@@ -240,6 +259,41 @@ impl Config {
         if let Some(v) = read("BRAVELY_METRICS_TOKEN")? {
             self.metrics_token = Some(Secret::new(v));
         }
+        self.apply_backups_env(&read)
+    }
+
+    fn apply_backups_env(&mut self, read: &impl Fn(&str) -> anyhow::Result<Option<String>>) -> anyhow::Result<()> {
+        let flag = |name: &str, v: String| -> anyhow::Result<bool> {
+            v.parse().map_err(|_| anyhow::anyhow!("{name} must be \"true\" or \"false\", not {v:?}"))
+        };
+        let s3 = &mut self.backups.storage.s3;
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_ENDPOINT")? {
+            s3.endpoint = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_REGION")? {
+            s3.region = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_ACCESS_KEY_ID")? {
+            s3.access_key_id = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY")? {
+            s3.secret_access_key = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_PATH_STYLE")? {
+            s3.path_style = flag("BRAVELY_BACKUPS_S3_PATH_STYLE", v)?;
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_ALLOW_HTTP")? {
+            s3.allow_http = flag("BRAVELY_BACKUPS_S3_ALLOW_HTTP", v)?;
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_GCS_SERVICE_ACCOUNT_KEY")? {
+            self.backups.storage.gcs.service_account_key = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_AZURE_ACCOUNT")? {
+            self.backups.storage.azure.account = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_AZURE_ACCESS_KEY")? {
+            self.backups.storage.azure.access_key = Some(Secret::new(v));
+        }
         Ok(())
     }
 
@@ -253,6 +307,13 @@ impl Config {
         }
         if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
             bail!("session.idle_minutes and session.absolute_hours must be positive");
+        }
+        let part = self.backups.storage.part_size_mib;
+        use crate::backups::destination::{MAX_PART_SIZE_MIB, MIN_PART_SIZE_MIB};
+        if !(MIN_PART_SIZE_MIB..=MAX_PART_SIZE_MIB).contains(&part) {
+            bail!(
+                "backups.storage.part_size_mib must be between {MIN_PART_SIZE_MIB} and {MAX_PART_SIZE_MIB}, not {part}"
+            );
         }
         if let Some(t) = &self.metrics_token
             && t.expose().trim().len() < 16
@@ -307,6 +368,27 @@ mod tests {
         cfg.apply_env(|k| (k == "BRAVELY_SLACK_SIGNING_SECRET_FILE").then(|| p.clone())).expect("valid");
         assert_eq!(cfg.slack.signing_secret.as_ref().map(Secret::expose), Some("8f742231b10e8888abcd99yyyzzz85a5"));
         assert!(!format!("{cfg:?}").contains("8f742231"), "Debug redacts the secret");
+    }
+
+    #[test]
+    fn backup_storage_secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s3-secret");
+        std::fs::write(&path, "s3-secret-from-a-file\n").expect("write");
+        let mut cfg = Config::default();
+        let p = path.to_string_lossy().to_string();
+        cfg.apply_env(|k| match k {
+            "BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY_FILE" => Some(p.clone()),
+            "BRAVELY_BACKUPS_S3_PATH_STYLE" => Some("false".into()),
+            _ => None,
+        })
+        .expect("valid");
+        let s3 = &cfg.backups.storage.s3;
+        assert_eq!(s3.secret_access_key.as_ref().map(Secret::expose), Some("s3-secret-from-a-file"));
+        assert!(!s3.path_style);
+        assert!(!format!("{cfg:?}").contains("s3-secret-from"), "Debug redacts the secret");
+        let err = cfg.apply_env(|k| (k == "BRAVELY_BACKUPS_S3_ALLOW_HTTP").then(|| "yes".into())).unwrap_err();
+        assert!(err.to_string().contains("BRAVELY_BACKUPS_S3_ALLOW_HTTP"), "{err}");
     }
 
     #[test]

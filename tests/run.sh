@@ -7,7 +7,11 @@
 #   deps    install what is missing, idempotently: Debian's chromium (apt, only
 #           when /usr/bin/chromium is absent), rustfmt/clippy (rustup, only
 #           when absent), e2e/node_modules (npm ci, only when missing or when
-#           e2e/package*.json changed since the last install)
+#           e2e/package*.json changed since the last install), s3s-fs (the
+#           S3-compatible server the destination tests run against: `cargo
+#           install --locked s3s-fs@0.14.1`, once per machine, into
+#           $BRAVELY_TOOLS_DIR, default ~/.cargo/bravely-tools; outside the
+#           clone because CI builds a fresh clone every run)
 #   fmt     cargo fmt --check
 #   clippy  cargo clippy --all-targets -- -D warnings
 #   test    cargo nextest run --all-targets (or cargo test --all-targets)
@@ -33,6 +37,8 @@
 #   TEST_RUNNER=cargo    use `cargo test` even when cargo-nextest is present
 #   CARGO_TARGET_DIR     respected (relative paths are taken from the caller's cwd)
 #   CHROMIUM_PATH        browser for the e2e tests (default /usr/bin/chromium)
+#   BRAVELY_TOOLS_DIR    where test tools are installed (default ~/.cargo/bravely-tools)
+#   S3S_FS_BIN           set by this script for the tests: the s3s-fs binary
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's cwd before we cd.
@@ -146,6 +152,22 @@ apt_install() { # apt_install PKG... ; runs apt-get update first (only called wh
   return 1
 }
 
+# s3s-fs: a real S3-compatible server that checks SigV4 signatures (tests/it/s3server.rs).
+# Pinned: later versions need a newer rustc than the project's toolchain.
+S3S_FS_VERSION=0.14.1
+TOOLS_DIR=${BRAVELY_TOOLS_DIR:-${CARGO_HOME:-$HOME/.cargo}/bravely-tools}
+export S3S_FS_BIN=$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs
+
+ensure_s3s_fs() {
+  if [[ -x $S3S_FS_BIN ]] && "$S3S_FS_BIN" --version 2>/dev/null | grep -qF "$S3S_FS_VERSION"; then
+    echo "s3s-fs: $("$S3S_FS_BIN" --version)"
+    return 0
+  fi
+  echo "installing s3s-fs $S3S_FS_VERSION into $TOOLS_DIR (cargo install --locked; several minutes, once per machine)"
+  cargo install --locked "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION" || return 1
+  "$S3S_FS_BIN" --version
+}
+
 # Note: ensure_deps runs inside run_step's `{ ...; } || ...`, where `set -e`
 # is off, hence the explicit `|| return 1` on every step that matters.
 ensure_deps() {
@@ -159,6 +181,7 @@ ensure_deps() {
     rustup component add "${components[@]}" || return 1
   fi
   echo "rust: $(rustc --version); $(cargo fmt --version); $(cargo clippy --version)"
+  ensure_s3s_fs || return 1
 
   if [[ $SKIP_E2E == 1 ]]; then
     echo "SKIP_E2E=1: not checking chromium / node modules"

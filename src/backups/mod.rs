@@ -6,6 +6,7 @@
 //! restores from the web page build on it.
 
 pub mod archive;
+pub mod destination;
 pub mod handlers;
 
 use std::path::{Path, PathBuf};
