@@ -206,6 +206,11 @@ impl Destination {
     /// `gs://bucket/prefix` or `az://container/prefix`. Checks the URL and options; does not
     /// contact the storage (the first operation does).
     pub fn open(url: &str, options: &StorageOptions) -> Result<Destination, DestinationError> {
+        Self::open_with(url, options, true)
+    }
+
+    /// Like [`Destination::open`]; a local directory is made only when `create_dir` is set.
+    fn open_with(url: &str, options: &StorageOptions, create_dir: bool) -> Result<Destination, DestinationError> {
         if !(MIN_PART_SIZE_MIB..=MAX_PART_SIZE_MIB).contains(&options.part_size_mib) {
             return Err(config_err(format!(
                 "backups.storage.part_size_mib must be between {MIN_PART_SIZE_MIB} and {MAX_PART_SIZE_MIB}, not {}",
@@ -214,7 +219,7 @@ impl Destination {
         }
         let part_size = options.part_size_mib * MIB;
         if !is_url(url) {
-            return Self::open_dir(Path::new(url), part_size);
+            return Self::open_dir(Path::new(url), part_size, create_dir);
         }
         let shown = redact_url(url);
         let u = reqwest::Url::parse(url)
@@ -234,7 +239,7 @@ impl Destination {
                 let dir = u
                     .to_file_path()
                     .map_err(|_| DestinationError::InvalidUrl(format!("{shown} is not a local directory URL")))?;
-                Self::open_dir(&dir, part_size)
+                Self::open_dir(&dir, part_size, create_dir)
             }
             "s3" => Self::open_s3(&u, shown, options, part_size),
             "gs" => Self::open_gcs(&u, shown, options, part_size),
@@ -250,6 +255,7 @@ impl Destination {
     pub fn open_object(url: &str, options: &StorageOptions) -> Result<(Destination, String), DestinationError> {
         let trimmed = url.trim_end_matches('/');
         let (parent, name) = match trimmed.rsplit_once('/') {
+            Some(("", n)) => ("/".to_string(), n.to_string()),
             Some((p, n)) if !p.ends_with(':') && !p.ends_with(":/") => (p.to_string(), n.to_string()),
             Some((p, n)) => (format!("{p}/"), n.to_string()),
             None => (".".to_string(), trimmed.to_string()),
@@ -260,19 +266,30 @@ impl Destination {
                 redact_url(url)
             )));
         }
-        Ok((Self::open(&parent, options)?, name))
+        // Reading a backup must not make directories.
+        Ok((Self::open_with(&parent, options, false)?, name))
     }
 
-    fn open_dir(dir: &Path, part_size: u64) -> Result<Destination, DestinationError> {
+    fn open_dir(dir: &Path, part_size: u64, create: bool) -> Result<Destination, DestinationError> {
         if dir.as_os_str().is_empty() {
             return Err(DestinationError::InvalidUrl("the destination is empty".into()));
         }
-        std::fs::create_dir_all(dir).map_err(|source| DestinationError::Local {
-            what: "cannot create the backup directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        if create {
+            std::fs::create_dir_all(dir).map_err(|source| DestinationError::Local {
+                what: "cannot create the backup directory",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        } else if !dir.is_dir() {
+            return Err(DestinationError::Local {
+                what: "there is no backup directory",
+                path: dir.to_path_buf(),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        // fsync: a backup copy must survive a power cut like the file it copies.
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map(|fs| fs.with_fsync(true))
             .map_err(|e| config_err(format!("the backup directory {} cannot be used: {e}", dir.display())))?;
         let url = dir.display().to_string();
         Ok(Destination {
@@ -326,8 +343,12 @@ impl Destination {
         if let Ok(s) = std::env::var("AWS_SECRET_ACCESS_KEY") {
             secrets.push(s);
         }
-        let region =
-            o.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
+        let region = o
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
         b = b.with_region(&region);
         let mut at = shown.clone();
         if let Some(endpoint) = &o.endpoint {
@@ -490,7 +511,11 @@ impl Destination {
             let mut buf = Vec::with_capacity(total as usize);
             file.read_to_end(&mut buf).await.map_err(read_err)?;
             let size = buf.len() as u64;
-            self.store.put(&path, PutPayload::from(buf)).await.map_err(|e| self.errors.of(e, Some(name)))?;
+            if let Err(e) = self.store.put(&path, PutPayload::from(buf)).await {
+                let e = self.errors.of(e, Some(name));
+                tracing::error!(destination = %self.url, name, "upload of {name} failed: {e}");
+                return Err(e);
+            }
             progress(UploadProgress { done: size, total: size, parts_done: 1, parts_total: 1 });
             tracing::info!(destination = %self.url, name, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64,
                 "uploaded backup to {target}");
@@ -742,6 +767,12 @@ mod tests {
         assert_eq!(d.prefix.as_ref(), "a/b");
         let (d, _) = Destination::open_object("s3://bk/bravely-x.bravely-backup", &o).expect("object at the root");
         assert_eq!(d.prefix.as_ref(), "");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("not-there");
+        let url = format!("file://{}/bravely-x.bravely-backup", missing.display());
+        let err = Destination::open_object(&url, &o).unwrap_err().to_string();
+        assert!(err.contains("there is no backup directory"), "{err}");
+        assert!(!missing.exists(), "reading does not make directories");
     }
 
     #[test]
