@@ -525,8 +525,8 @@ impl Destination {
         tracing::info!(destination = %self.url, name, bytes = total, parts = parts_total, part_bytes = part,
             "uploading backup to {target} (multipart)");
         let mut upload = self.store.put_multipart(&path).await.map_err(|e| self.errors.of(e, Some(name)))?;
+        let mut in_flight = FuturesUnordered::new();
         let result: Result<(), DestinationError> = async {
-            let mut in_flight = FuturesUnordered::new();
             let mut sent = 0u64;
             let mut done = 0u64;
             let mut parts_done = 0u64;
@@ -569,6 +569,9 @@ impl Destination {
                 Ok(total)
             }
             Err(e) => {
+                // Parts still in flight could land after an abort and stay stored (S3 says an
+                // abort may have to be repeated then): let them finish first.
+                while in_flight.next().await.is_some() {}
                 if let Err(abort) = upload.abort().await {
                     tracing::warn!(destination = %self.url, name, "could not abort the multipart upload: {}",
                         self.errors.of(abort, Some(name)));

@@ -220,6 +220,28 @@ async fn a_multipart_upload_that_fails_midway_keeps_the_local_file() {
 }
 
 #[tokio::test]
+async fn a_failed_multipart_upload_is_aborted_and_leaves_nothing_behind() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("bravely-big.bravely-backup");
+    noise_file(&big, 16 * MIB);
+    let dest = Destination::open(&s3.url("p"), &StorageOptions { part_size_mib: 5, ..s3.options() }).expect("opens");
+    // Once the first part is stored, the file shrinks: the next read fails mid-upload.
+    let parts_seen = Mutex::new(Vec::new());
+    let shrink = |p: UploadProgress| {
+        if p.parts_done == 1 {
+            parts_seen.lock().expect("lock").extend(s3.files().into_iter().filter(|f| f.contains(".upload_id-")));
+            std::fs::OpenOptions::new().write(true).open(&big).and_then(|f| f.set_len(7 * MIB as u64)).expect("shrink");
+        }
+    };
+    let err = dest.upload(&big, "bravely-big.bravely-backup", &shrink).await.expect_err("the upload fails");
+    assert!(matches!(err, DestinationError::Local { .. }), "{err:?}");
+    assert!(!parts_seen.into_inner().expect("lock").is_empty(), "parts were stored before the failure");
+    assert_eq!(s3.files(), Vec::<String>::new(), "the abort removed every stored part");
+    assert!(dest.list().await.expect("list").is_empty());
+}
+
+#[tokio::test]
 async fn a_local_directory_is_a_destination_too() {
     let dir = tempfile::tempdir().expect("tempdir");
     let backup = real_backup(dir.path(), 4).await;
