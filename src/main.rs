@@ -309,6 +309,13 @@ fn backup_source(config: &Config, arg: &str) -> anyhow::Result<BackupSource> {
     Ok(BackupSource { file, label, _download: Some(tmp) })
 }
 
+impl BackupSource {
+    /// A verify or restore error naming the backup as the user did, not the temporary copy.
+    fn explain(&self, e: bravely::backups::BackupError) -> anyhow::Error {
+        anyhow::anyhow!("{}", e.to_string().replace(&self.file.display().to_string(), &self.label))
+    }
+}
+
 /// Uploads `file` to `url` with a progress bar; the local file is never touched.
 fn upload_backup(config: &Config, url: &str, file: &std::path::Path) -> anyhow::Result<String> {
     use bravely::backups::destination::Destination;
@@ -355,7 +362,7 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
         }
         BackupCmd::Verify { file } => {
             let src = backup_source(&config, &file)?;
-            let m = bravely::backups::archive::verify(&src.file, None)?;
+            let m = bravely::backups::archive::verify(&src.file, None).map_err(|e| src.explain(e))?;
             println!(
                 "{} is sound: made {} by bravely {}, {} tables, {} rows, checksum and row counts match",
                 src.label,
@@ -368,7 +375,8 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::Restore { file } => {
             let src = backup_source(&config, &file)?;
             let (m, kept) =
-                bravely::backups::archive::restore_offline(&config.data_dir, &src.file, Clock::system().now())?;
+                bravely::backups::archive::restore_offline(&config.data_dir, &src.file, Clock::system().now())
+                    .map_err(|e| src.explain(e))?;
             println!("restored {} (made {})", src.label, m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
             if let Some(k) = kept {
                 println!("the previous database is kept as {}", k.display());

@@ -352,8 +352,9 @@ async fn cli_verify_and_restore_from_an_s3_url() {
     let damaged = cli.dir.path().join("bravely-damaged.bravely-backup");
     std::fs::write(&damaged, &bytes[..bytes.len() / 2]).expect("write");
     dest.upload(&damaged, "bravely-damaged.bravely-backup", &no_progress).await.expect("upload");
-    let (ok, _, err) = cli.run(data.path(), &["backup", "verify", &dest.url_of("bravely-damaged.bravely-backup")]);
-    assert!(!ok && err.contains("damaged"), "{err}");
+    let damaged_url = dest.url_of("bravely-damaged.bravely-backup");
+    let (ok, _, err) = cli.run(data.path(), &["backup", "verify", &damaged_url]);
+    assert!(!ok && err.contains(&format!("{damaged_url} is damaged")), "names the object, not a temporary copy: {err}");
     let (ok, _, err) = cli.run(data.path(), &["backup", "restore", &dest.url_of("bravely-none.bravely-backup")]);
     assert!(!ok && err.contains("no backup named bravely-none.bravely-backup"), "{err}");
 }
