@@ -789,6 +789,27 @@ mod tests {
         Destination::open("s3://backups/p", &o).expect("virtual-hosted opens");
     }
 
+    /// The scheduler and handlers spawn these futures on the runtime, and a download is served
+    /// as a body stream.
+    #[test]
+    fn operations_are_send_and_streams_become_bodies() {
+        fn send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Destination::open(&dir.path().to_string_lossy(), &StorageOptions::default()).expect("opens");
+        send(&d.upload(Path::new("x"), "bravely-x.bravely-backup", &|_| {}));
+        send(&d.list());
+        send(&d.download_to("bravely-x.bravely-backup", Path::new("y")));
+        send(&d.read("bravely-x.bravely-backup"));
+        send(&d.delete("bravely-x.bravely-backup"));
+        let stream = futures_util::stream::iter(vec![Err::<Bytes, _>(DestinationError::NotFound {
+            name: "n".into(),
+            at: "a".into(),
+        })]);
+        let _ = poem::Body::from_bytes_stream(stream);
+        let io: std::io::Error = DestinationError::NotFound { name: "n".into(), at: "a".into() }.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    }
+
     #[test]
     fn names_and_url_helpers() {
         assert!(is_backup_name("bravely-20260302-090000.000-manual.bravely-backup"));

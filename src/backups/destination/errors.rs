@@ -31,6 +31,19 @@ pub enum DestinationError {
     Storage { at: String, detail: String },
 }
 
+/// For streaming bodies (`poem::Body::from_bytes_stream` wants `Into<std::io::Error>`).
+impl From<DestinationError> for std::io::Error {
+    fn from(e: DestinationError) -> Self {
+        let kind = match &e {
+            DestinationError::NotFound { .. } => std::io::ErrorKind::NotFound,
+            DestinationError::Refused { .. } => std::io::ErrorKind::PermissionDenied,
+            DestinationError::Unreachable { .. } => std::io::ErrorKind::NotConnected,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// Turns `object_store` errors into [`DestinationError`]s for one destination.
 #[derive(Clone)]
 pub(super) struct Errors {
