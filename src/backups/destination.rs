@@ -398,6 +398,23 @@ impl Destination {
         use object_store::gcp::GoogleCloudStorageBuilder;
         let (bucket, prefix) = bucket_and_prefix(u, &shown, "bucket")?;
         let o = &options.gcs;
+        let adc = std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".config/gcloud/application_default_credentials.json"))
+            .is_some_and(|p| p.is_file());
+        let has_credentials = o.service_account_path.is_some()
+            || o.service_account_key.is_some()
+            || adc
+            || ["GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_PATH", "GOOGLE_SERVICE_ACCOUNT_KEY"]
+                .into_iter()
+                .chain(["GOOGLE_APPLICATION_CREDENTIALS"])
+                .any(env_set);
+        if !has_credentials && !o.instance_metadata {
+            return Err(config_err(format!(
+                "{shown}: no Google Cloud credentials; set backups.storage.gcs.service_account_path or \
+                 service_account_key (BRAVELY_BACKUPS_GCS_SERVICE_ACCOUNT_KEY or its _FILE), \
+                 GOOGLE_APPLICATION_CREDENTIALS, or instance_metadata = true on Google Cloud"
+            )));
+        }
         let mut b = GoogleCloudStorageBuilder::from_env()
             .with_bucket_name(&bucket)
             .with_client_options(client_options(options, false))
@@ -430,6 +447,28 @@ impl Destination {
         use object_store::azure::MicrosoftAzureBuilder;
         let (container, prefix) = bucket_and_prefix(u, &shown, "container")?;
         let o = &options.azure;
+        let env_credentials = [
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ACCESS_KEY",
+            "AZURE_STORAGE_MASTER_KEY",
+            "AZURE_STORAGE_SAS_KEY",
+            "AZURE_STORAGE_SAS_TOKEN",
+            "AZURE_STORAGE_TOKEN",
+            "AZURE_STORAGE_CLIENT_SECRET",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_USE_AZURE_CLI",
+            "AZURE_STORAGE_USE_EMULATOR",
+        ]
+        .into_iter()
+        .any(env_set);
+        if o.access_key.is_none() && !env_credentials && !o.managed_identity {
+            return Err(config_err(format!(
+                "{shown}: no Azure credentials; set backups.storage.azure.access_key \
+                 (BRAVELY_BACKUPS_AZURE_ACCESS_KEY or its _FILE), AZURE_STORAGE_ACCOUNT_KEY or another \
+                 AZURE_* credential, or managed_identity = true on Azure"
+            )));
+        }
         let mut b = MicrosoftAzureBuilder::from_env()
             .with_container_name(&container)
             .with_client_options(client_options(options, o.allow_http))
@@ -755,11 +794,30 @@ mod tests {
         o.s3.allow_http = false;
         let err = Destination::open("s3://b/p", &o).unwrap_err().to_string();
         assert!(err.contains("allow_http"), "{err}");
+        // Without credentials, no destination falls back to a cloud metadata service unasked.
+        let none = StorageOptions::default();
         if !env_set("AWS_ACCESS_KEY_ID") {
-            let none = StorageOptions::default();
             let err = Destination::open("s3://b/p", &none).unwrap_err().to_string();
             assert!(err.contains("no S3 credentials") && err.contains("BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY"), "{err}");
         }
+        if !env_set("GOOGLE_APPLICATION_CREDENTIALS") && !env_set("GOOGLE_SERVICE_ACCOUNT") {
+            let err = Destination::open("gs://b/p", &none).unwrap_err().to_string();
+            assert!(err.contains("no Google Cloud credentials"), "{err}");
+        }
+        if !env_set("AZURE_STORAGE_ACCOUNT_KEY") {
+            let err = Destination::open("az://c/p", &none).unwrap_err().to_string();
+            assert!(err.contains("no Azure credentials"), "{err}");
+        }
+        let key = StorageOptions {
+            gcs: GcsOptions { service_account_path: Some("/nonexistent/key.json".into()), ..Default::default() },
+            ..StorageOptions::default()
+        };
+        // The key file is read at open: a missing one is a configuration error that names it.
+        let err = Destination::open("gs://b/p", &key).unwrap_err();
+        assert!(
+            matches!(err, DestinationError::Config(_)) && err.to_string().contains("/nonexistent/key.json"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Default for S3Options {
 }
 
 /// `[backups.storage.gcs]`: for `gs://bucket/prefix` URLs. Without either key, the builder
-/// uses `GOOGLE_APPLICATION_CREDENTIALS` or the instance's service account.
+/// uses `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's application default credentials.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcsOptions {
@@ -80,6 +80,8 @@ pub struct GcsOptions {
     pub service_account_path: Option<PathBuf>,
     /// The service account JSON key itself.
     pub service_account_key: Option<Secret>,
+    /// Without a key, use the instance's service account (GCE metadata server).
+    pub instance_metadata: bool,
 }
 
 /// `[backups.storage.azure]`: for `az://container/prefix` URLs.
@@ -92,4 +94,6 @@ pub struct AzureOptions {
     /// Another blob endpoint (Azurite, sovereign clouds).
     pub endpoint: Option<String>,
     pub allow_http: bool,
+    /// Without a key or `AZURE_*` credentials, use the VM's managed identity.
+    pub managed_identity: bool,
 }
