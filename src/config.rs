@@ -75,6 +75,8 @@ pub struct BackupsConfig {
     pub remote: Option<String>,
     /// Backup policies; when none are given, the two default ones apply (see the README).
     pub policies: Vec<PolicyConfig>,
+    /// `[backups.storage]`: options of remote destinations (`s3://`, `gs://`, `az://`).
+    pub storage: crate::backups::destination::StorageOptions,
 }
 
 /// One `[[backups.policies]]` table.
@@ -293,6 +295,15 @@ const KNOWN_ENV: &[&str] = &[
     "BRAVELY_ALERTS_SLACK_WEBHOOK_URL",
     "BRAVELY_BACKUPS_REMOTE",
     "BRAVELY_PASSWORD_LOGIN",
+    "BRAVELY_BACKUPS_S3_ENDPOINT",
+    "BRAVELY_BACKUPS_S3_REGION",
+    "BRAVELY_BACKUPS_S3_ACCESS_KEY_ID",
+    "BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY",
+    "BRAVELY_BACKUPS_S3_PATH_STYLE",
+    "BRAVELY_BACKUPS_S3_ALLOW_HTTP",
+    "BRAVELY_BACKUPS_GCS_SERVICE_ACCOUNT_KEY",
+    "BRAVELY_BACKUPS_AZURE_ACCOUNT",
+    "BRAVELY_BACKUPS_AZURE_ACCESS_KEY",
 ];
 
 impl Config {
@@ -395,7 +406,7 @@ impl Config {
         if let Some(v) = read("BRAVELY_PASSWORD_LOGIN")? {
             self.login.password_login = v.parse().context("BRAVELY_PASSWORD_LOGIN")?;
         }
-        Ok(())
+        self.apply_backups_env(&read)
     }
 
     /// Reads every `client_secret_file` into its `client_secret`.
@@ -479,6 +490,41 @@ impl Config {
         Ok(())
     }
 
+    fn apply_backups_env(&mut self, read: &impl Fn(&str) -> anyhow::Result<Option<String>>) -> anyhow::Result<()> {
+        let flag = |name: &str, v: String| -> anyhow::Result<bool> {
+            v.parse().map_err(|_| anyhow::anyhow!("{name} must be \"true\" or \"false\", not {v:?}"))
+        };
+        let s3 = &mut self.backups.storage.s3;
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_ENDPOINT")? {
+            s3.endpoint = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_REGION")? {
+            s3.region = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_ACCESS_KEY_ID")? {
+            s3.access_key_id = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY")? {
+            s3.secret_access_key = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_PATH_STYLE")? {
+            s3.path_style = flag("BRAVELY_BACKUPS_S3_PATH_STYLE", v)?;
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_S3_ALLOW_HTTP")? {
+            s3.allow_http = flag("BRAVELY_BACKUPS_S3_ALLOW_HTTP", v)?;
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_GCS_SERVICE_ACCOUNT_KEY")? {
+            self.backups.storage.gcs.service_account_key = Some(Secret::new(v));
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_AZURE_ACCOUNT")? {
+            self.backups.storage.azure.account = Some(v);
+        }
+        if let Some(v) = read("BRAVELY_BACKUPS_AZURE_ACCESS_KEY")? {
+            self.backups.storage.azure.access_key = Some(Secret::new(v));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         crate::money::Currency::parse(&self.currency).map_err(|e| anyhow::anyhow!("currency: {e}"))?;
         self.tz()?;
@@ -489,6 +535,13 @@ impl Config {
         }
         if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
             bail!("session.idle_minutes and session.absolute_hours must be positive");
+        }
+        let part = self.backups.storage.part_size_mib;
+        use crate::backups::destination::{MAX_PART_SIZE_MIB, MIN_PART_SIZE_MIB};
+        if !(MIN_PART_SIZE_MIB..=MAX_PART_SIZE_MIB).contains(&part) {
+            bail!(
+                "backups.storage.part_size_mib must be between {MIN_PART_SIZE_MIB} and {MAX_PART_SIZE_MIB}, not {part}"
+            );
         }
         if let Some(t) = &self.metrics_token
             && t.expose().trim().len() < 16
@@ -545,6 +598,27 @@ mod tests {
         cfg.apply_env(|k| (k == "BRAVELY_SLACK_SIGNING_SECRET_FILE").then(|| p.clone())).expect("valid");
         assert_eq!(cfg.slack.signing_secret.as_ref().map(Secret::expose), Some("8f742231b10e8888abcd99yyyzzz85a5"));
         assert!(!format!("{cfg:?}").contains("8f742231"), "Debug redacts the secret");
+    }
+
+    #[test]
+    fn backup_storage_secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s3-secret");
+        std::fs::write(&path, "s3-secret-from-a-file\n").expect("write");
+        let mut cfg = Config::default();
+        let p = path.to_string_lossy().to_string();
+        cfg.apply_env(|k| match k {
+            "BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY_FILE" => Some(p.clone()),
+            "BRAVELY_BACKUPS_S3_PATH_STYLE" => Some("false".into()),
+            _ => None,
+        })
+        .expect("valid");
+        let s3 = &cfg.backups.storage.s3;
+        assert_eq!(s3.secret_access_key.as_ref().map(Secret::expose), Some("s3-secret-from-a-file"));
+        assert!(!s3.path_style);
+        assert!(!format!("{cfg:?}").contains("s3-secret-from"), "Debug redacts the secret");
+        let err = cfg.apply_env(|k| (k == "BRAVELY_BACKUPS_S3_ALLOW_HTTP").then(|| "yes".into())).unwrap_err();
+        assert!(err.to_string().contains("BRAVELY_BACKUPS_S3_ALLOW_HTTP"), "{err}");
     }
 
     #[test]

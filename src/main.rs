@@ -83,19 +83,24 @@ enum BackupCmd {
         /// Where to write it (default: <data dir>/backups/).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Then copy it to this destination: a directory, s3://bucket/prefix, gs://…, az://…
+        /// (options in [backups.storage]). The local copy is kept either way.
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
     },
-    /// Check a backup file: archive, checksum, that the snapshot opens, row counts.
+    /// Check a backup: archive, checksums, that the snapshot opens, row counts. FILE may be a
+    /// destination URL of a backup (s3://bucket/prefix/NAME): it is downloaded first.
     Verify {
-        file: PathBuf,
+        file: String,
         /// For an encrypted backup: a file holding its passphrase (by default the passphrase
         /// of the configured policy that made it).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
     /// Replace the data with a backup (the server must be stopped). The current database is
-    /// kept beside it as bravely.redb.before-restore-<time>.
+    /// kept beside it as bravely.redb.before-restore-<time>. FILE may be a destination URL.
     Restore {
-        file: PathBuf,
+        file: String,
         /// For an encrypted backup: a file holding its passphrase (by default the passphrase
         /// of the configured policy that made it).
         #[arg(long)]
@@ -414,9 +419,68 @@ fn token_add(config: Config, email: String, name: String, expires_days: Option<i
     Ok(())
 }
 
+/// A backup named on the command line: a local file, or a destination URL downloaded into a
+/// temporary directory in the data directory (removed when this is dropped).
+struct BackupSource {
+    file: PathBuf,
+    label: String,
+    _download: Option<tempfile::TempDir>,
+}
+
+fn backup_source(config: &Config, arg: &str) -> anyhow::Result<BackupSource> {
+    use bravely::backups::destination::{Destination, is_url};
+    if !is_url(arg) {
+        return Ok(BackupSource { file: PathBuf::from(arg), label: arg.to_string(), _download: None });
+    }
+    let (dest, name) = Destination::open_object(arg, &config.backups.storage)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(&config.data_dir)
+        .with_context(|| format!("cannot make a temporary directory in {}", config.data_dir.display()))?;
+    let file = tmp.path().join(&name);
+    let label = dest.url_of(&name);
+    eprintln!("downloading {label}");
+    runtime()?.block_on(dest.download_to(&name, &file))?;
+    Ok(BackupSource { file, label, _download: Some(tmp) })
+}
+
+impl BackupSource {
+    /// A verify or restore error naming the backup as the user did, not the temporary copy.
+    fn explain(&self, e: bravely::backups::BackupError) -> anyhow::Error {
+        anyhow::anyhow!("{}", e.to_string().replace(&self.file.display().to_string(), &self.label))
+    }
+}
+
+/// Uploads `file` to `url` with a progress bar; the local file is never touched.
+fn upload_backup(config: &Config, url: &str, file: &std::path::Path) -> anyhow::Result<String> {
+    use bravely::backups::destination::Destination;
+    let dest = Destination::open(url, &config.backups.storage)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).context("the backup file has no name")?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} ({bytes_per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = runtime()?.block_on(dest.upload(file, &name, &|p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    }));
+    bar.finish_and_clear();
+    result?;
+    Ok(dest.url_of(&name))
+}
+
 fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
     match cmd {
-        BackupCmd::Create { out } => {
+        BackupCmd::Create { out, to } => {
+            // Check the destination before the backup: a typo should not cost a snapshot.
+            if let Some(url) = &to {
+                bravely::backups::destination::Destination::open(url, &config.backups.storage)?;
+            }
             let app = open(config.clone())?;
             let out = out.unwrap_or_else(|| {
                 bravely::backups::dir(&config.data_dir).join(bravely::backups::new_name(app.store.now(), "manual"))
@@ -424,22 +488,32 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
             let m = bravely::backups::archive::create(&app.store, &out, "manual")?;
             app.store.shutdown();
             println!("wrote {} ({} tables, {} rows)", out.display(), m.tables.len(), m.tables.values().sum::<u64>());
+            if let Some(url) = to {
+                match upload_backup(&config, &url, &out) {
+                    Ok(remote) => println!("uploaded to {remote}"),
+                    Err(e) => {
+                        return Err(e.context(format!("the upload failed; the backup is kept at {}", out.display())));
+                    }
+                }
+            }
         }
         BackupCmd::Verify { file, passphrase_file } => {
-            let pass = backup_passphrase(&config, &file, passphrase_file.as_deref())?;
-            let c = bravely::backups::archive::verify_with(&file, pass.as_ref(), None)?;
+            let src = backup_source(&config, &file)?;
+            let pass = backup_passphrase(&config, &src.file, passphrase_file.as_deref())?;
+            let c =
+                bravely::backups::archive::verify_with(&src.file, pass.as_ref(), None).map_err(|e| src.explain(e))?;
             let m = &c.manifest;
             if !c.contents_checked {
                 println!(
                     "{}: the encrypted payload matches its checksum (made {}); give --passphrase-file to check the contents",
-                    file.display(),
+                    src.label,
                     m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 );
                 return Ok(());
             }
             println!(
                 "{} is sound: made {} by bravely {}, {} tables, {} rows, checksum and row counts match",
-                file.display(),
+                src.label,
                 m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 m.app_version,
                 m.tables.len(),
@@ -447,14 +521,16 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
             );
         }
         BackupCmd::Restore { file, passphrase_file } => {
-            let pass = backup_passphrase(&config, &file, passphrase_file.as_deref())?;
+            let src = backup_source(&config, &file)?;
+            let pass = backup_passphrase(&config, &src.file, passphrase_file.as_deref())?;
             let (m, kept) = bravely::backups::archive::restore_offline_with(
                 &config.data_dir,
-                &file,
+                &src.file,
                 pass.as_ref(),
                 Clock::system().now(),
-            )?;
-            println!("restored {} (made {})", file.display(), m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+            )
+            .map_err(|e| src.explain(e))?;
+            println!("restored {} (made {})", src.label, m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
             if let Some(k) = kept {
                 println!("the previous database is kept as {}", k.display());
             }

@@ -8,7 +8,11 @@
 #           when /usr/bin/chromium is absent), rustfmt/clippy (rustup, only
 #           when absent), tests/oidc/node_modules (the OpenID provider the
 #           integration tests run) and e2e/node_modules (npm ci, each only when
-#           missing or when its package*.json changed since the last install)
+#           missing or when its package*.json changed since the last install),
+#           s3s-fs (the S3-compatible server the destination tests run against:
+#           `cargo install --locked s3s-fs@0.14.1`, once per machine, into
+#           $BRAVELY_TOOLS_DIR, default ~/.cargo/bravely-tools; outside the
+#           clone because CI builds a fresh clone every run)
 #   fmt     cargo fmt --check
 #   clippy  cargo clippy --all-targets -- -D warnings
 #   test    cargo nextest run --all-targets (or cargo test --all-targets)
@@ -34,6 +38,8 @@
 #   TEST_RUNNER=cargo    use `cargo test` even when cargo-nextest is present
 #   CARGO_TARGET_DIR     respected (relative paths are taken from the caller's cwd)
 #   CHROMIUM_PATH        browser for the e2e tests (default /usr/bin/chromium)
+#   BRAVELY_TOOLS_DIR    where test tools are installed (default ~/.cargo/bravely-tools)
+#   S3S_FS_BIN           set by this script for the tests: the s3s-fs binary
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's cwd before we cd.
@@ -159,6 +165,22 @@ npm_ci_once() {
   fi
 }
 
+# s3s-fs: a real S3-compatible server that checks SigV4 signatures (tests/it/s3server.rs).
+# Pinned: later versions need a newer rustc than the project's toolchain.
+S3S_FS_VERSION=0.14.1
+TOOLS_DIR=${BRAVELY_TOOLS_DIR:-${CARGO_HOME:-$HOME/.cargo}/bravely-tools}
+export S3S_FS_BIN=$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs
+
+ensure_s3s_fs() {
+  if [[ -x $S3S_FS_BIN ]] && "$S3S_FS_BIN" --version 2>/dev/null | grep -qF "$S3S_FS_VERSION"; then
+    echo "s3s-fs: $("$S3S_FS_BIN" --version)"
+    return 0
+  fi
+  echo "installing s3s-fs $S3S_FS_VERSION into $TOOLS_DIR (cargo install --locked; several minutes, once per machine)"
+  cargo install --locked "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION" || return 1
+  "$S3S_FS_BIN" --version
+}
+
 # Note: ensure_deps runs inside run_step's `{ ...; } || ...`, where `set -e`
 # is off, hence the explicit `|| return 1` on every step that matters.
 ensure_deps() {
@@ -172,6 +194,7 @@ ensure_deps() {
     rustup component add "${components[@]}" || return 1
   fi
   echo "rust: $(rustc --version); $(cargo fmt --version); $(cargo clippy --version)"
+  ensure_s3s_fs || return 1
 
   # The OpenID provider the integration tests sign in with (tests/oidc, npm's oidc-provider).
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

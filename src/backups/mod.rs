@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod destination;
 pub mod handlers;
 pub mod policy;
 pub mod restore;
