@@ -153,6 +153,8 @@ pub struct AppInner {
     pub scheduler: jobs::Scheduler,
     /// Backup files being read (downloads, restores): retention leaves them alone.
     pub backups_in_use: backups::service::InUse,
+    /// Upload progress of the backup going to its destination, for the backups page.
+    pub backup_progress: backups::service::Progress,
     /// Lets a restore from the web page restart the server.
     pub restarter: server::Restarter,
 }
@@ -241,6 +243,7 @@ impl App {
             draining: std::sync::atomic::AtomicBool::new(false),
             scheduler,
             backups_in_use: backups::service::InUse::default(),
+            backup_progress: backups::service::Progress::default(),
             restarter: server::Restarter::default(),
         })))
     }

@@ -23,6 +23,168 @@ pub fn routes(r: &mut Routes) {
     r.post("/backups/:name/delete", Access::perm("backups.delete"), delete);
     r.get("/backups/:name/restore", Access::perm("backups.restore"), restore_form);
     r.post("/backups/:name/restore", Access::perm("backups.restore"), restore_post);
+    r.get("/backups/remote/:policy", Access::perm("backups.view"), remote_list);
+    r.get("/backups/remote/:policy/:name/download", Access::perm("backups.download"), remote_download);
+    r.post("/backups/remote/:policy/:name/verify", Access::perm("backups.view"), remote_verify);
+    r.post("/backups/remote/:policy/:name/fetch", Access::perm("backups.restore"), remote_fetch);
+    r.post("/backups/remote/:policy/:name/delete", Access::perm("backups.delete"), remote_delete);
+}
+
+/// The destination URL of a policy that keeps its backups elsewhere.
+fn remote_of(app: &App, policy: &str) -> Result<String, AppError> {
+    policy::policies(&app.config)
+        .map_err(AppError::internal)?
+        .into_iter()
+        .find(|p| p.name == policy)
+        .and_then(|p| match p.target {
+            policy::Target::Remote(url) => Some(url),
+            policy::Target::Local => None,
+        })
+        .ok_or(AppError::NotFound)
+}
+
+fn open_remote(app: &App, policy: &str) -> Result<super::destination::Destination, AppError> {
+    let url = remote_of(app, policy)?;
+    super::destination::Destination::open(&url, &app.config.backups.storage)
+        .map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// The backups at a policy's destination: loaded after the page, so a slow or unreachable
+/// storage never slows the page down.
+#[handler]
+async fn remote_list(app: Data<&App>, ctx: Data<&Arc<Ctx>>, Path(policy_name): Path<String>) -> AppResult<Response> {
+    let url = remote_of(&app, &policy_name)?;
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(20), service::remote_listing(&app, &url)).await;
+    let base = format!("/backups/remote/{policy_name}");
+    let body = match listed {
+        Err(_) => html! { p.error { "The destination did not answer within 20 s." } },
+        Ok(Err(e)) => html! { p.error { "Cannot list the destination: " (e) } },
+        Ok(Ok(found)) => html! {
+            table.list {
+                thead { tr { th { "Made" } th.num { "Size" } th { "Verified" } th { "" } } }
+                tbody {
+                    @if found.is_empty() { tr { td.empty colspan="4" { "No backups there yet." } } }
+                    @for b in &found {
+                        @let check = service::remote_check(&app, &b.name);
+                        tr {
+                            td title=(b.name) { (service::made_at(&b.name).map(|t| when(t, &app)).unwrap_or_else(|| b.name.clone())) }
+                            td.num { (human_bytes(b.size)) }
+                            td {
+                                @match &check {
+                                    None => span.muted { "not yet" },
+                                    Some(c) if c.ok && c.contents_checked => span.ok title=(c.message) { "yes, " (when(c.at, &app)) },
+                                    Some(c) if c.ok => span.muted title=(c.message) { "checksum only, " (when(c.at, &app)) },
+                                    Some(c) => span.error title=(c.message) { "FAILED " (when(c.at, &app)) },
+                                }
+                            }
+                            td {
+                                @if ctx.can("backups.download") { a.btn.btn-small href={ (base) "/" (b.name) "/download" } { "Download" } " " }
+                                form.inline method="post" action={ (base) "/" (b.name) "/verify" } {
+                                    (csrf_field(&ctx)) button.btn.btn-small type="submit" { "Verify" }
+                                }
+                                @if ctx.can("backups.restore") {
+                                    " "
+                                    form.inline method="post" action={ (base) "/" (b.name) "/fetch" } {
+                                        (csrf_field(&ctx)) button.btn.btn-small type="submit" title="Copy it to this server, to restore it" { "Fetch" }
+                                    }
+                                }
+                                @if ctx.can("backups.delete") {
+                                    " "
+                                    form.inline method="post" action={ (base) "/" (b.name) "/delete" } data-confirm="Delete this backup at the destination?" {
+                                        (csrf_field(&ctx)) button.btn.btn-small.btn-danger type="submit" { "Delete" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    };
+    Ok(Response::builder().content_type("text/html; charset=utf-8").body(body.into_string()))
+}
+
+/// Streams a backup from its destination.
+#[handler]
+async fn remote_download(app: Data<&App>, Path((policy_name, name)): Path<(String, String)>) -> AppResult<Response> {
+    let dest = open_remote(&app, &policy_name)?;
+    let read = dest.read(&name).await.map_err(|e| match e {
+        super::destination::DestinationError::NotFound { .. }
+        | super::destination::DestinationError::InvalidName(_) => AppError::NotFound,
+        e => AppError::BadRequest(e.to_string()),
+    })?;
+    use futures_util::TryStreamExt;
+    let stream = read.stream.map_err(std::io::Error::from);
+    let resp = Response::builder()
+        .content_type("application/octet-stream")
+        .header("content-length", read.size)
+        .body(Body::from_bytes_stream(stream));
+    Ok(crate::admin::handlers::attachment(resp, &name))
+}
+
+#[handler]
+async fn remote_verify(app: Data<&App>, Path((policy_name, name)): Path<(String, String)>) -> AppResult<Response> {
+    let url = remote_of(&app, &policy_name)?;
+    Ok(match service::verify_remote(&app, &url, &name).await {
+        Ok(c) if c.contents_checked => redirect(
+            "/backups",
+            Some(Flash::success(format!(
+                "{name} was read back from {} and is sound ({} rows).",
+                policy::redact_url(&url),
+                c.manifest.rows()
+            ))),
+        ),
+        Ok(_) => redirect(
+            "/backups",
+            Some(Flash::info(format!(
+                "{name}: the encrypted payload matches its checksum; no passphrase here to open it."
+            ))),
+        ),
+        Err(e) => {
+            tracing::error!(file = %name, error = %e, "remote backup verification failed");
+            redirect("/backups", Some(Flash::error(e)))
+        }
+    })
+}
+
+/// Copies a remote backup to this server, where it can be verified and restored.
+#[handler]
+async fn remote_fetch(app: Data<&App>, Path((policy_name, name)): Path<(String, String)>) -> AppResult<Response> {
+    let dest = open_remote(&app, &policy_name)?;
+    if super::file_of(&app.config.data_dir, &name).is_some() {
+        return Ok(redirect("/backups", Some(Flash::info(format!("{name} is on this server already.")))));
+    }
+    let dir = super::dir(&app.config.data_dir);
+    tokio::fs::create_dir_all(&dir).await.map_err(AppError::internal)?;
+    let tmp = dir.join(format!(".fetch-{name}"));
+    match dest.download_to(&name, &tmp).await {
+        Ok(_) => {
+            tokio::fs::rename(&tmp, dir.join(&name)).await.map_err(AppError::internal)?;
+            Ok(redirect(
+                "/backups",
+                Some(Flash::success(format!("{name} is now on this server: verify or restore it above."))),
+            ))
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Ok(redirect("/backups", Some(Flash::error(format!("Not fetched: {e}")))))
+        }
+    }
+}
+
+#[handler]
+async fn remote_delete(app: Data<&App>, Path((policy_name, name)): Path<(String, String)>) -> AppResult<Response> {
+    let dest = open_remote(&app, &policy_name)?;
+    let Ok(_guard) = app.backup_lock.try_lock() else {
+        return Ok(redirect("/backups", Some(Flash::error("A backup or restore is running; try again shortly."))));
+    };
+    match dest.delete(&name).await {
+        Ok(()) => {
+            tracing::info!(file = %name, at = %dest.url(), "remote backup deleted");
+            Ok(redirect("/backups", Some(Flash::success(format!("Deleted {name} at {}.", dest.url())))))
+        }
+        Err(e) => Ok(redirect("/backups", Some(Flash::error(format!("Not deleted: {e}"))))),
+    }
 }
 
 fn when(t: chrono::DateTime<chrono::Utc>, app: &App) -> String {
@@ -122,6 +284,15 @@ async fn list(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
                 (csrf_field(&ctx))
                 label { "Add a backup file made elsewhere " input type="file" name="file" accept=".bravely-backup" required; }
                 " " button.btn type="submit" { "Upload" }
+            }
+        }
+        @if let Some(p) = app.backup_progress.get() { p.info { (p) } }
+        @for p in policy::policies(&app.config).unwrap_or_default() {
+            @if let policy::Target::Remote(url) = &p.target {
+                h2 { "Policy " (p.name) " at " (policy::redact_url(url)) }
+                div hx-get={ "/backups/remote/" (p.name) } hx-trigger="load" hx-swap="innerHTML" {
+                    p.muted { "Listing the destination…" }
+                }
             }
         }
         (policies_table(&app))

@@ -84,7 +84,8 @@ impl Retention {
 pub enum Target {
     /// `<data dir>/backups`.
     Local,
-    /// An object-store URL (`s3://…`, `gs://…`, `az://…`, `file:///…`).
+    /// An object-store URL (`s3://…`, `gs://…`, `az://…`, `file:///…`) or an absolute
+    /// directory path (another disk, a mounted share).
     Remote(String),
 }
 
@@ -97,16 +98,7 @@ impl Target {
     }
 }
 
-/// A URL without user info or query (which may carry credentials).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let rest = match rest.split_once('@') {
-        Some((_, host)) => host,
-        None => rest,
-    };
-    if scheme.is_empty() { rest.to_string() } else { format!("{scheme}://{rest}") }
-}
+pub use super::destination::redact_url;
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -131,11 +123,9 @@ impl Policy {
 fn target_of(dest: Option<&str>) -> Result<Target, String> {
     match dest.map(str::trim) {
         None | Some("") | Some("local") => Ok(Target::Local),
-        Some(url) if ["s3://", "gs://", "az://", "azure://", "file://"].iter().any(|p| url.starts_with(p)) => {
-            Ok(Target::Remote(url.to_string()))
-        }
+        Some(url) if super::destination::is_url(url) || url.starts_with('/') => Ok(Target::Remote(url.to_string())),
         Some(other) => Err(format!(
-            "destination {:?} is not understood: use \"local\" or a URL such as s3://bucket/prefix, gs://…, az://… or file:///path",
+            "destination {:?} is not understood: use \"local\", an absolute directory, or a URL such as s3://bucket/prefix, gs://…, az://…",
             redact_url(other)
         )),
     }
@@ -275,7 +265,7 @@ mod tests {
             Config::from_toml("[[backups.policies]]\nname = \"manual\"\nschedule = \"@daily\"\n").expect("parses");
         assert!(policies(&cfg).unwrap_err().to_string().contains("reserved"));
         let cfg = Config::from_toml(
-            "[[backups.policies]]\nname = \"x\"\nschedule = \"@daily\"\ndestination = \"ftp://h/x\"\n",
+            "[[backups.policies]]\nname = \"x\"\nschedule = \"@daily\"\ndestination = \"backups/elsewhere\"\n",
         )
         .expect("parses");
         assert!(policies(&cfg).unwrap_err().to_string().contains("not understood"));
@@ -284,6 +274,8 @@ mod tests {
     #[test]
     fn urls_lose_credentials_when_shown() {
         assert_eq!(redact_url("s3://key:secret@bucket/p?x=1"), "s3://bucket/p");
+        assert_eq!(target_of(Some("/mnt/nas/bravely")), Ok(Target::Remote("/mnt/nas/bravely".into())));
+        assert_eq!(target_of(Some("local")), Ok(Target::Local));
         assert_eq!(redact_url("gs://bucket/p"), "gs://bucket/p");
     }
 }

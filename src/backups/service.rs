@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::archive::{self, Manifest};
+use super::destination::Destination;
 use super::policy::{self, Policy, Target};
 use crate::App;
 use crate::error::AppError;
@@ -174,13 +175,15 @@ pub async fn run_policy(app: App, policy: Policy) -> JobResult {
     let (name, manifest) = create_now(&app, Some(&policy)).await.map_err(|e| format!("the backup failed: {e}"))?;
     let size =
         super::file_of(&app.config.data_dir, &name).and_then(|p| p.metadata().ok()).map(|m| m.len()).unwrap_or(0);
-    if let Target::Remote(url) = &policy.target {
-        return Err(format!(
-            "{name} was written locally, but the remote destination {} cannot be reached from this build",
-            policy::redact_url(url)
-        ));
-    }
-    let removed = apply_retention(&app, &policy);
+    let removed = match &policy.target {
+        Target::Local => apply_retention(&app, &policy),
+        Target::Remote(url) => {
+            let dest = Destination::open(url, &app.config.backups.storage)
+                .map_err(|e| format!("{name} is kept on this server: the destination cannot be used: {e}"))?;
+            deliver(&app, &dest, &name).await?;
+            apply_remote_retention(&app, &policy, &dest).await
+        }
+    };
     let mut summary = format!(
         "{name}: {} rows, {}{}",
         manifest.rows(),
@@ -191,6 +194,139 @@ pub async fn run_policy(app: App, policy: Policy) -> JobResult {
         summary.push_str(&format!("; retention removed {}", removed.len()));
     }
     Ok(summary)
+}
+
+/// What the page shows while a backup goes up to its destination.
+#[derive(Default)]
+pub struct Progress(Mutex<Option<String>>);
+
+impl Progress {
+    pub fn set(&self, text: Option<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text;
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Copies a local backup to its policy's destination (multipart for large files, progress on
+/// the page and in the log), then removes the local copy. A failed upload keeps it.
+pub async fn deliver(app: &App, dest: &Destination, name: &str) -> Result<(), String> {
+    let path = super::file_of(&app.config.data_dir, name).ok_or_else(|| format!("{name} is gone"))?;
+    let label = dest.url_of(name);
+    let shown = name.to_string();
+    let progress = |p: super::destination::UploadProgress| {
+        let pct = (p.done * 100).checked_div(p.total).unwrap_or(100);
+        app.backup_progress.set(Some(format!(
+            "Uploading {shown}: {pct}% ({} of {}, part {} of {})",
+            human_bytes(p.done),
+            human_bytes(p.total),
+            p.parts_done,
+            p.parts_total
+        )));
+    };
+    let result = {
+        let _hold = app.backups_in_use.hold(name);
+        dest.upload(&path, name, &progress).await
+    };
+    app.backup_progress.set(None);
+    match result {
+        Ok(bytes) => {
+            tracing::info!(file = %name, to = %label, bytes, "backup uploaded");
+            if let Err(e) = remove(&path) {
+                tracing::warn!(file = %name, error = %e, "the uploaded backup's local copy could not be removed");
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("the upload to {label} failed; the backup is kept on this server as {name}: {e}")),
+    }
+}
+
+/// When a backup was made, from its name (`bravely-YYYYMMDD-HHMMSS.mmm-policy…`).
+pub fn made_at(name: &str) -> Option<DateTime<Utc>> {
+    let stamp = name.strip_prefix("bravely-")?.get(..19)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S%.3f").ok().map(|t| t.and_utc())
+}
+
+/// Retention at a remote destination: the same rule, on the policy's own files there.
+pub async fn apply_remote_retention(app: &App, policy: &Policy, dest: &Destination) -> Vec<String> {
+    let suffix = format!("-{}.{}", policy.name, archive::EXTENSION);
+    let listed = match dest.list().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(policy = %policy.name, error = %e, "retention cannot list the destination");
+            return vec![];
+        }
+    };
+    let mine: Vec<(String, DateTime<Utc>)> = listed
+        .into_iter()
+        .filter(|b| b.name.ends_with(&suffix))
+        .map(|b| (b.name.clone(), made_at(&b.name).unwrap_or(b.modified)))
+        .collect();
+    let mut removed = Vec::new();
+    for name in policy.retention.expired(app.store.now(), &mine) {
+        if app.backups_in_use.contains(&name) {
+            continue;
+        }
+        match dest.delete(&name).await {
+            Ok(()) => removed.push(name),
+            Err(e) => tracing::error!(file = %name, error = %e, "retention cannot delete a remote backup"),
+        }
+    }
+    removed
+}
+
+/// Backups at a policy's remote destination, newest first.
+pub async fn remote_listing(app: &App, url: &str) -> Result<Vec<super::destination::RemoteBackup>, String> {
+    let dest = Destination::open(url, &app.config.backups.storage).map_err(|e| e.to_string())?;
+    let mut list = dest.list().await.map_err(|e| e.to_string())?;
+    list.sort_by(|a, b| b.name.cmp(&a.name));
+    Ok(list)
+}
+
+/// Downloads a remote backup, verifies it completely with its policy's passphrase, and
+/// records the result beside the other remote checks.
+pub async fn verify_remote(app: &App, url: &str, name: &str) -> Result<archive::Checked, String> {
+    let dest = Destination::open(url, &app.config.backups.storage).map_err(|e| e.to_string())?;
+    let dir = super::dir(&app.config.data_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let tmp = tempfile::Builder::new().prefix(".verify-").tempdir_in(&dir).map_err(|e| e.to_string())?;
+    let local = tmp.path().join(name);
+    dest.download_to(name, &local).await.map_err(|e| format!("{}: {e}", dest.url_of(name)))?;
+    let config = app.config.clone();
+    let l2 = local.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let pass = archive::read_manifest(&l2).and_then(|m| policy::passphrase_for(&config, &m.policy));
+        archive::verify_with(&l2, pass.as_ref(), None)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string().replace(&local.display().to_string(), &dest.url_of(name)));
+    app.backup_metrics.verified(result.is_ok());
+    let now = app.store.now();
+    let check = match &result {
+        Ok(c) => Check {
+            at: now,
+            ok: true,
+            contents_checked: c.contents_checked,
+            message: "read back from the destination and verified".into(),
+        },
+        Err(e) => Check { at: now, ok: false, contents_checked: false, message: e.clone() },
+    };
+    let checks = remote_checks_dir(app);
+    if std::fs::create_dir_all(&checks).is_ok() {
+        write_check(&checks.join(name), &check);
+    }
+    result
+}
+
+fn remote_checks_dir(app: &App) -> PathBuf {
+    super::dir(&app.config.data_dir).join(".remote-checks")
+}
+
+/// The last verification of a remote backup, if any.
+pub fn remote_check(app: &App, name: &str) -> Option<Check> {
+    read_check(&remote_checks_dir(app).join(name))
 }
 
 /// Verifies one local backup file completely (with its policy's passphrase when encrypted)
@@ -229,6 +365,27 @@ pub async fn verify_newest(app: App) -> JobResult {
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for p in &policies {
+        if let Target::Remote(url) = &p.target {
+            let suffix = format!("-{}.{}", p.name, archive::EXTENSION);
+            let newest = match remote_listing(&app, url).await {
+                Ok(list) => list.into_iter().find(|b| b.name.ends_with(&suffix)),
+                Err(e) => {
+                    let why = format!("cannot list {}: {e}", policy::redact_url(url));
+                    crate::alerts::send(&app, &format!("Backup verification failed: policy {}", p.name), &why).await;
+                    failed.push(why);
+                    continue;
+                }
+            };
+            let Some(newest) = newest else { continue };
+            match verify_remote(&app, url, &newest.name).await {
+                Ok(_) => ok.push(newest.name.clone()),
+                Err(e) => {
+                    crate::alerts::send(&app, &format!("Backup verification failed: {}", newest.name), &e).await;
+                    failed.push(format!("{}: {e}", newest.name));
+                }
+            }
+            continue;
+        }
         let Some(newest) = files.iter().find(|l| l.manifest.as_ref().is_some_and(|m| m.policy == p.name)) else {
             continue;
         };

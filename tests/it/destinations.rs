@@ -397,3 +397,78 @@ async fn cli_create_uploads_and_a_failed_upload_keeps_the_local_backup() {
     assert!(!ok && err.contains("unsupported destination"), "{err}");
     assert_eq!(std::fs::read_dir(data.path().join("backups")).expect("dir").count(), 2);
 }
+
+/// A policy with an S3 destination: the scheduled run uploads and drops the local copy,
+/// retention works at the destination, the verify job reads the newest back, the page lists
+/// and streams them; with the server gone, the run fails, keeps the local file and alerts.
+#[tokio::test]
+async fn a_policy_with_an_s3_destination_uploads_keeps_its_retention_and_verifies_remotely() {
+    use bravely::config::{Config, PolicyConfig};
+    let s3 = S3Server::start();
+    let url = s3.url("nightly");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = s3.options();
+    let u2 = url.clone();
+    let t = TestApp::spawn_with(dir, move |c: &mut Config| {
+        c.backups.storage = options;
+        c.backups.policies = vec![PolicyConfig {
+            name: "offsite".into(),
+            scope: "database".into(),
+            schedule: "0 * * * *".into(),
+            destination: Some(u2),
+            keep: Some("last 2".into()),
+            passphrase: None,
+            passphrase_file: None,
+        }];
+    })
+    .await;
+    t.demo(5, 5).await;
+    let run = |key: &'static str| {
+        let app = t.app.clone();
+        async move { app.scheduler.run_now(&app, key, "test").await.expect("starts").await.expect("task") }
+    };
+    let state = |key: &str| t.app.scheduler.states(&t.app).remove(key).expect("state");
+    for i in 0..3 {
+        t.clock.advance(chrono::Duration::minutes(61));
+        run("backup-offsite").await;
+        let s = state("backup-offsite");
+        assert_eq!(s.last_ok, Some(true), "run {i}: {}", s.last_message);
+    }
+    let dest = Destination::open(&url, &t.app.config.backups.storage).expect("opens");
+    let remote = dest.list().await.expect("list");
+    assert_eq!(remote.len(), 2, "retention keeps the last 2 at the destination: {remote:?}");
+    let local = bravely::backups::service::listing(&t.app);
+    assert!(local.is_empty(), "uploaded backups do not stay on the server");
+
+    run("backup-verify").await;
+    let s = state("backup-verify");
+    assert_eq!(s.last_ok, Some(true), "{}", s.last_message);
+    let newest = remote.iter().map(|b| b.name.clone()).max().expect("newest");
+    assert!(s.last_message.contains(&newest), "the newest remote backup was read back: {}", s.last_message);
+
+    // The page lists them (loaded after the page) and streams a download.
+    t.user("root@example.com", true, &[]).await;
+    let c = t.login("root@example.com").await;
+    let (status, html) = c.text("/backups/remote/offsite").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&newest) && html.contains("yes, "), "listed and verified: {html}");
+    let r = c.get(&format!("/backups/remote/offsite/{newest}/download")).await;
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.expect("body");
+    let work = tempfile::tempdir().expect("tempdir");
+    let copy = work.path().join(&newest);
+    std::fs::write(&copy, &bytes).expect("write");
+    archive::verify(&copy, None).expect("the streamed download verifies");
+    assert_eq!(c.get("/backups/remote/database/x.bravely-backup/download").await.status(), 404, "local policy");
+
+    // The storage goes away: the run fails, the backup stays on this server.
+    drop(s3);
+    t.clock.advance(chrono::Duration::minutes(61));
+    run("backup-offsite").await;
+    let s = state("backup-offsite");
+    assert_eq!(s.last_ok, Some(false));
+    assert!(s.last_message.contains("kept on this server"), "{}", s.last_message);
+    let local = bravely::backups::service::listing(&t.app);
+    assert_eq!(local.len(), 1, "the failed upload kept the local copy");
+    archive::verify(&t.app.config.data_dir.join("backups").join(&local[0].name), None).expect("intact");
+}
