@@ -341,3 +341,121 @@ async fn the_jobs_page_lists_jobs_and_runs_one_with_permission() {
     assert_eq!(s.last_trigger, "run now by runner@example.com");
     assert_eq!(runner.post("/jobs/no-such-job/run", &[]).await.status(), 404);
 }
+
+#[tokio::test]
+async fn job_outcomes_reach_the_metrics_scrape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestApp::spawn_with(dir, |c| c.metrics_token = Some(Secret::new("metrics-token-0123456789"))).await;
+    tick(&t).await;
+    t.app.scheduler.run_now(&t.app, "backup-database", "test").await.expect("starts").await.expect("task");
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/metrics", t.addr))
+        .bearer_auth("metrics-token-0123456789")
+        .send()
+        .await
+        .expect("scrape");
+    let text = r.text().await.expect("text");
+    assert!(text.contains("bravely_job_runs_total{job=\"backup-database\",result=\"ok\"} 1"), "{text}");
+    assert!(text.contains("bravely_job_runs_total{job=\"backup-full\",result=\"ok\"} 0"));
+    assert!(text.contains("bravely_job_running{job=\"backup-database\"} 0"));
+    assert!(text.contains("bravely_job_last_success_timestamp_seconds{job=\"backup-database\"} 1772442000"), "{text}");
+}
+
+#[tokio::test]
+async fn an_uploaded_backup_is_checked_listed_and_never_removed_by_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestApp::spawn_with(dir, |c: &mut Config| {
+        c.backups.policies = vec![policy("hourly", "0 * * * *", "last 1")];
+    })
+    .await;
+    t.demo(3, 3).await;
+    // A backup made elsewhere, by the same policy name.
+    let other = tempfile::tempdir().expect("tempdir");
+    let made = {
+        let t2 = TestApp::spawn_with(tempfile::tempdir().expect("tempdir"), |c: &mut Config| {
+            c.backups.policies = vec![policy("hourly", "0 * * * *", "last 1")];
+        })
+        .await;
+        t2.demo(7, 2).await;
+        let out = other.path().join("theirs.bravely-backup");
+        archive::create(&t2.app.store, &out, "hourly").expect("backup");
+        t2.stop().await;
+        out
+    };
+    t.user("ops@example.com", false, &["backups.view", "backups.create"]).await;
+    let c = t.login("ops@example.com").await;
+    let upload = |bytes: Vec<u8>| {
+        let c = &c;
+        async move {
+            let token = c.csrf().await;
+            let form = reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(bytes).file_name("x.bravely-backup"));
+            c.http
+                .post(format!("{}/backups/upload", c.base))
+                .header("x-csrf-token", token)
+                .multipart(form)
+                .send()
+                .await
+                .expect("upload")
+        }
+    };
+    let r = upload(b"this is not a backup".to_vec()).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.text("/backups").await;
+    assert!(page.contains("Not added") && page.contains("not zstd-compressed"), "a foreign file is refused");
+    assert!(backups_of(&t, "hourly").is_empty());
+
+    let r = upload(std::fs::read(&made).expect("read")).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.text("/backups").await;
+    assert!(page.contains("Added bravely-"), "{page}");
+    let uploaded = backups_of(&t, "hourly");
+    assert_eq!(uploaded.len(), 1);
+    assert!(uploaded[0].ends_with("-uploaded.bravely-backup"), "{uploaded:?}");
+
+    // The policy keeps its last 1, and runs twice: the uploaded file stays.
+    tick(&t).await;
+    for h in 1..=2 {
+        t.clock.set(start_time() + Duration::hours(h));
+        assert_eq!(tick(&t).await, 1);
+    }
+    let all = backups_of(&t, "hourly");
+    assert_eq!(all.len(), 2, "one of the policy's own and the uploaded one: {all:?}");
+    assert!(all.contains(&uploaded[0]));
+}
+
+#[tokio::test]
+async fn a_backup_being_downloaded_cannot_be_deleted() {
+    let t = TestApp::spawn().await;
+    t.user("ops@example.com", false, &["backups.view", "backups.download", "backups.delete"]).await;
+    let c = t.login("ops@example.com").await;
+    let dir = t.app.config.data_dir.join("backups");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let name = "bravely-20260302-090000.000-manual.bravely-backup";
+    // Larger than the socket buffers, so the download stays open while nobody reads it.
+    std::fs::write(dir.join(name), vec![0x5a; 64 << 20]).expect("write");
+    let download = c.get(&format!("/backups/{name}/download")).await;
+    assert_eq!(download.status(), 200);
+    for _ in 0..100 {
+        if t.app.backups_in_use.contains(name) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(t.app.backups_in_use.contains(name), "the open download holds the file");
+    let r = c.post(&format!("/backups/{name}/delete"), &[]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = c.text("/backups").await;
+    assert!(page.contains("being downloaded"), "refused with a reason");
+    assert!(dir.join(name).exists());
+    drop(download);
+    for _ in 0..250 {
+        if !t.app.backups_in_use.contains(name) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!t.app.backups_in_use.contains(name), "released when the download ends");
+    assert_eq!(c.post(&format!("/backups/{name}/delete"), &[]).await.status(), 303);
+    assert!(!dir.join(name).exists());
+}
