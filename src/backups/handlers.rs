@@ -341,15 +341,7 @@ async fn upload(app: Data<&App>, mut mp: Multipart) -> AppResult<Response> {
     if got == 0 {
         return Ok(redirect("/backups", Some(Flash::error("Choose a backup file to upload."))));
     }
-    let path = tmp.path().to_path_buf();
-    let config = app.config.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        let pass = archive::read_manifest(&path).and_then(|m| policy::passphrase_for(&config, &m.policy));
-        archive::verify_with(&path, pass.as_ref(), None)
-    })
-    .await
-    .map_err(AppError::internal)?;
-    let checked = match checked {
+    let checked = match service::verify_path(&app, tmp.path().to_path_buf()).await {
         Ok(c) => c,
         Err(e) => return Ok(redirect("/backups", Some(Flash::error(format!("Not added: {e}"))))),
     };
@@ -524,11 +516,7 @@ async fn restore_post(
     // Check everything before anything changes: a bad file never stops the server.
     let checked = {
         let _hold = app.backups_in_use.hold(&name);
-        let p = path.clone();
-        let pass = policy::passphrase_for(&app.config, &manifest.policy);
-        tokio::task::spawn_blocking(move || archive::verify_with(&p, pass.as_ref(), None))
-            .await
-            .map_err(AppError::internal)?
+        service::verify_path(&app, path.clone()).await
     };
     match checked {
         Ok(c) if c.contents_checked => {}

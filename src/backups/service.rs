@@ -64,6 +64,24 @@ pub struct Check {
     pub message: String,
 }
 
+impl Check {
+    fn of(at: DateTime<Utc>, result: &Result<archive::Checked, String>) -> Check {
+        match result {
+            Ok(c) => Check {
+                at,
+                ok: true,
+                contents_checked: c.contents_checked,
+                message: if c.contents_checked {
+                    format!("checksums match, the snapshot opens, {} rows as recorded", c.manifest.rows())
+                } else {
+                    "checksum of the encrypted payload matches; contents not opened (no passphrase)".into()
+                },
+            },
+            Err(e) => Check { at, ok: false, contents_checked: false, message: e.clone() },
+        }
+    }
+}
+
 fn check_path(file: &Path) -> PathBuf {
     let mut s = file.as_os_str().to_owned();
     s.push(".check");
@@ -293,26 +311,9 @@ pub async fn verify_remote(app: &App, url: &str, name: &str) -> Result<archive::
     let tmp = tempfile::Builder::new().prefix(".verify-").tempdir_in(&dir).map_err(|e| e.to_string())?;
     let local = tmp.path().join(name);
     dest.download_to(name, &local).await.map_err(|e| format!("{}: {e}", dest.url_of(name)))?;
-    let config = app.config.clone();
-    let l2 = local.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let pass = archive::read_manifest(&l2).and_then(|m| policy::passphrase_for(&config, &m.policy));
-        archive::verify_with(&l2, pass.as_ref(), None)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string().replace(&local.display().to_string(), &dest.url_of(name)));
-    app.backup_metrics.verified(result.is_ok());
-    let now = app.store.now();
-    let check = match &result {
-        Ok(c) => Check {
-            at: now,
-            ok: true,
-            contents_checked: c.contents_checked,
-            message: "read back from the destination and verified".into(),
-        },
-        Err(e) => Check { at: now, ok: false, contents_checked: false, message: e.clone() },
-    };
+    let result =
+        verify_path(app, local.clone()).await.map_err(|e| e.replace(&local.display().to_string(), &dest.url_of(name)));
+    let check = Check::of(app.store.now(), &result);
     let checks = remote_checks_dir(app);
     if std::fs::create_dir_all(&checks).is_ok() {
         write_check(&checks.join(name), &check);
@@ -334,28 +335,25 @@ pub fn remote_check(app: &App, name: &str) -> Option<Check> {
 pub async fn verify_file(app: &App, name: &str) -> Result<archive::Checked, AppError> {
     let path = super::file_of(&app.config.data_dir, name).ok_or(AppError::NotFound)?;
     let _hold = app.backups_in_use.hold(name);
-    let pass = archive::read_manifest(&path).and_then(|m| policy::passphrase_for(&app.config, &m.policy));
-    let p = path.clone();
-    let result = tokio::task::spawn_blocking(move || archive::verify_with(&p, pass.as_ref(), None))
-        .await
-        .map_err(AppError::internal)?;
-    app.backup_metrics.verified(result.is_ok());
-    let now = app.store.now();
-    let check = match &result {
-        Ok(c) => Check {
-            at: now,
-            ok: true,
-            contents_checked: c.contents_checked,
-            message: if c.contents_checked {
-                format!("checksums match, the snapshot opens, {} rows as recorded", c.manifest.rows())
-            } else {
-                "checksum of the encrypted payload matches; contents not opened (no passphrase)".into()
-            },
-        },
-        Err(e) => Check { at: now, ok: false, contents_checked: false, message: e.to_string() },
-    };
+    let result = verify_path(app, path.clone()).await;
+    let check = Check::of(app.store.now(), &result);
     write_check(&path, &check);
-    result.map_err(|e| AppError::BadRequest(e.to_string()))
+    result.map_err(AppError::BadRequest)
+}
+
+/// Verifies a backup file completely, with the passphrase of the policy that made it, off the
+/// async threads; counted in the metrics.
+pub async fn verify_path(app: &App, path: PathBuf) -> Result<archive::Checked, String> {
+    let config = app.config.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let pass = archive::read_manifest(&path).and_then(|m| policy::passphrase_for(&config, &m.policy));
+        archive::verify_with(&path, pass.as_ref(), None)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string());
+    app.backup_metrics.verified(result.is_ok());
+    result
 }
 
 /// The scheduled verification: the newest backup of each policy, read back and checked.

@@ -113,14 +113,7 @@ impl TestApp {
 
     /// A client with a cookie jar that does not follow redirects.
     pub fn client(&self) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: format!("http://{}", self.addr),
-        }
+        Client::new(&format!("http://{}", self.addr))
     }
 
     /// A signed-in client.
@@ -156,6 +149,18 @@ pub fn csrf_of(html: &str) -> String {
 }
 
 impl Client {
+    /// A client of the server at `base` with a cookie jar that does not follow redirects.
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: base.to_string(),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(format!("{}{path}", self.base)).send().await.expect("request")
     }

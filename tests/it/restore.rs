@@ -51,17 +51,6 @@ fn start(data: &std::path::Path) -> Server {
     Server { child, base, log }
 }
 
-fn client(base: &str) -> Client {
-    Client {
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-        base: base.to_string(),
-    }
-}
-
 fn group_names(html: &str) -> Vec<String> {
     let mut names: Vec<String> =
         crate::harness::table_rows(html).into_iter().filter_map(|r| r.into_iter().find(|c| !c.is_empty())).collect();
@@ -83,7 +72,7 @@ async fn a_restore_from_the_page_restarts_the_server_with_exactly_the_backed_up_
     assert!(add.wait().expect("user add").success());
 
     let server = start(dir.path());
-    let c = client(&server.base);
+    let c = Client::new(&server.base);
     assert_eq!(c.login("root@example.com", PASSWORD).await.status(), 303);
     assert_eq!(c.post("/admin/groups/new", &[("name", "Before")]).await.status(), 303);
     assert_eq!(c.post("/backups", &[]).await.status(), 303);
