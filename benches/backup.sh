@@ -8,7 +8,8 @@
 #   1. cargo build --release --bin bravely (skip with BRAVELY_BIN=/path/to/bravely);
 #   2. makes (once, cached in bench/data-<employees>-<items>) a database of about 1 GB with
 #      `bravely demo`, a superuser and an API token;
-#   3. the ceiling: `cp` of the database file on the same disk, plus `sync` of the copy;
+#   3. the ceiling: `cp` of the database file on the same disk, plus `sync` of the copy (the
+#      server then runs on that copy, so every run starts from the same data);
 #   4. starts `bravely serve`, and times `POST /api/backups` (it answers once the backup file
 #      is written and fsynced) with no other load; the server's log line gives the snapshot
 #      part (read transaction, copy of every table into a new file, compaction);
@@ -60,29 +61,32 @@ if [[ ! -f $CACHE/token ]]; then
   mv "$CACHE/token.tmp" "$CACHE/token"
 fi
 TOKEN=$(<"$CACHE/token")
-rm -rf "$CACHE/backups"
-DB_BYTES=$(stat -c %s "$CACHE/bravely.redb")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bravely-backup-bench.XXXXXX")
+# The server runs on a copy, so that every run starts from the same database.
+DATA=$CACHE.run
 PID=
 cleanup() {
   [[ -n $PID ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  rm -rf "$WORK" "$CACHE/cp-ceiling.redb"
+  rm -rf "$WORK" "$DATA"
 }
 trap cleanup EXIT
+rm -rf "$DATA"
+mkdir -p "$DATA"
+cp "$CACHE/secret.key" "$DATA/"
+DB_BYTES=$(stat -c %s "$CACHE/bravely.redb")
 
-say "ceiling: cp of the $((DB_BYTES / 1048576)) MiB database on the same disk"
+say "ceiling: cp of the $((DB_BYTES / 1048576)) MiB database on the same disk (the copy the server then runs on)"
 sync
 t0=$EPOCHREALTIME
-cp "$CACHE/bravely.redb" "$CACHE/cp-ceiling.redb"
+cp "$CACHE/bravely.redb" "$DATA/bravely.redb"
 CP_S=$(since "$t0")
-sync -f "$CACHE/cp-ceiling.redb"
+sync -f "$DATA/bravely.redb"
 CP_SYNC_S=$(since "$t0")
-rm -f "$CACHE/cp-ceiling.redb"
 echo "cp: ${CP_S}s, with sync: ${CP_SYNC_S}s"
 
 say "starting the server"
-"$BIN" serve --listen 127.0.0.1:0 --data-dir "$CACHE" 2>"$WORK/server.log" &
+"$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" 2>"$WORK/server.log" &
 PID=$!
 BASE=
 for _ in $(seq 600); do
@@ -106,7 +110,7 @@ SNAP_S=$(last_log_field snapshot_s)
 FILE_BYTES=$(last_log_field file_bytes)
 SNAP_BYTES=$(last_log_field snapshot_bytes)
 echo "POST /api/backups: ${ALONE_S}s (snapshot and compaction ${SNAP_S}s); file $((FILE_BYTES / 1048576)) MiB"
-rm -rf "$CACHE/backups"
+rm -rf "$DATA/backups"
 
 # --- writers: employees created through the admin form (durable commits) -------------------
 curl -fsS -c "$WORK/jar" -o "$WORK/login.html" "$BASE/login"

@@ -177,7 +177,7 @@ ensure_s3s_fs() {
     return 0
   fi
   echo "installing s3s-fs $S3S_FS_VERSION into $TOOLS_DIR (cargo install --locked; several minutes, once per machine)"
-  cargo install --locked "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION" || return 1
+  cargo install --locked --debug "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION" || return 1
   "$S3S_FS_BIN" --version
 }
 

@@ -146,16 +146,29 @@ pub async fn create_now(app: &App, policy: Option<&Policy>) -> Result<(String, M
     let full = policy.is_some_and(|p| p.full);
     let passphrase = policy.and_then(|p| p.passphrase.clone());
     let started = app.store.clock().instant();
-    let result = tokio::task::spawn_blocking(move || {
-        let opts = archive::Options { policy: &label, full, data_dir: &data_dir, passphrase: passphrase.as_ref() };
-        archive::create_with(&store, &out, &opts)
-    })
-    .await
-    .map_err(AppError::internal)?;
+    // Its own thread at a lower CPU priority: the copy and compression yield to requests.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("backup".into())
+        .spawn(move || {
+            lower_priority();
+            let opts = archive::Options { policy: &label, full, data_dir: &data_dir, passphrase: passphrase.as_ref() };
+            let _ = tx.send(archive::create_with(&store, &out, &opts));
+        })
+        .map_err(AppError::internal)?;
+    let result = rx.await.map_err(|_| AppError::internal("the backup thread ended without a result"))?;
     app.backup_metrics.created(result.is_ok(), started.elapsed().as_secs_f64(), app.store.now().timestamp());
     let manifest = result.map_err(AppError::internal)?;
     tracing::info!(file = %name, rows = manifest.rows(), scope = %manifest.scope, "backup written");
     Ok((name, manifest))
+}
+
+/// Nice 10 for the calling thread (Linux keeps a nice value per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(error = %e, "cannot lower the backup thread's priority");
+    }
 }
 
 /// Retention for one policy in the local directory: only that policy's backups, never one

@@ -60,7 +60,11 @@ pub fn snapshot(db: &Database, out: &Path) -> Result<BTreeMap<String, u64>, Stor
     let mut copy = Database::builder().create(out)?;
     let mut counts = BTreeMap::new();
     {
-        let dst = copy.begin_write()?;
+        let mut dst = copy.begin_write()?;
+        // No fsync for the copy: compaction below commits durably, and the backup file made
+        // from it is synced. A flush of hundreds of megabytes here would queue the live
+        // database's small commits behind it.
+        dst.set_durability(redb::Durability::None).map_err(|e| StoreError::Db(e.into()))?;
         let names: Vec<String> = src.list_tables()?.map(|t| t.name().to_string()).collect();
         for name in names {
             let n = copy_table(&src, &dst, &name)?;
