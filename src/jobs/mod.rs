@@ -184,6 +184,8 @@ pub struct Scheduler {
     jobs: Vec<Job>,
     running: Mutex<HashSet<String>>,
     stats: Mutex<JobStats>,
+    /// Watched jobs already reported as stale (one alert each, until they succeed again).
+    alerted_stale: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -202,7 +204,12 @@ impl Scheduler {
                 anyhow::bail!("two jobs have the key {:?}", j.key);
             }
         }
-        Ok(Scheduler { jobs, running: Mutex::new(HashSet::new()), stats: Mutex::default() })
+        Ok(Scheduler {
+            jobs,
+            running: Mutex::new(HashSet::new()),
+            stats: Mutex::default(),
+            alerted_stale: Mutex::default(),
+        })
     }
 
     pub fn jobs(&self) -> &[Job] {
@@ -404,6 +411,22 @@ impl Scheduler {
         out
     }
 
+    /// Alerts once for each watched job that became stale (a stopped or failing schedule), and
+    /// forgets it when it is fresh again. Returns the keys alerted now.
+    pub async fn alert_stale(&self, app: &App) -> Vec<String> {
+        let stale = self.stale(app);
+        let fresh: Vec<(String, String)> = {
+            let mut seen = lock(&self.alerted_stale);
+            seen.retain(|k| stale.iter().any(|(s, _)| s == k));
+            stale.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect()
+        };
+        for (key, why) in &fresh {
+            let name = self.job(key).map(|j| j.name.clone()).unwrap_or_else(|| key.clone());
+            crate::alerts::send(app, &format!("Overdue: {name}"), why).await;
+        }
+        fresh.into_iter().map(|(k, _)| k).collect()
+    }
+
     /// Prometheus lines for job outcomes.
     pub fn write_metrics(&self, out: &mut String) {
         use std::fmt::Write;
@@ -450,6 +473,7 @@ pub fn human_duration(d: Duration) -> String {
 pub async fn run_loop(app: App) {
     loop {
         app.scheduler.tick(&app).await;
+        app.scheduler.alert_stale(&app).await;
         let now = app.store.now();
         let states = app.scheduler.states(&app);
         let next = app

@@ -89,7 +89,9 @@ async fn a_job_never_overlaps_itself() {
 
 #[tokio::test]
 async fn readyz_fails_when_a_backup_policy_has_not_succeeded_within_twice_its_interval() {
-    let t = TestApp::spawn().await;
+    let (url, hooks) = webhook_stand_in().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestApp::spawn_with(dir, |c| c.alerts.slack_webhook_url = Some(Secret::new(url))).await;
     tick(&t).await;
     let ready = |t: &TestApp| {
         let c = t.client();
@@ -111,9 +113,20 @@ async fn readyz_fails_when_a_backup_policy_has_not_succeeded_within_twice_its_in
     let why = body["checks"]["job:backup-database"].as_str().expect("reason");
     assert!(why.starts_with("stale: no success since 2026-03-02 09:00"), "{why}");
     assert_eq!(body["checks"]["job:backup-full"], "ok", "the weekly policy is not late");
-    // The catch-up run succeeds: ready again.
+    // The scheduler loop alerts once per stale policy, not at every tick.
+    assert_eq!(t.app.scheduler.alert_stale(&t.app).await, vec!["backup-database".to_string()]);
+    assert!(t.app.scheduler.alert_stale(&t.app).await.is_empty(), "no second alert");
+    {
+        let sent = hooks.0.lock().expect("lock");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0]["text"].as_str().is_some_and(|t| t.contains("Overdue") && t.contains("no success since")));
+    }
+    // The catch-up run succeeds: ready again, and a later lapse alerts again.
     assert_eq!(tick(&t).await, 1);
     assert_eq!(ready(&t).await.0, 200);
+    assert!(t.app.scheduler.alert_stale(&t.app).await.is_empty());
+    t.clock.set(start_time() + Duration::hours(20));
+    assert_eq!(t.app.scheduler.alert_stale(&t.app).await, vec!["backup-database".to_string()]);
 }
 
 #[derive(Default)]
