@@ -10,7 +10,7 @@
 #           integration tests run) and e2e/node_modules (npm ci, each only when
 #           missing or when its package*.json changed since the last install),
 #           s3s-fs (the S3-compatible server the destination tests run against:
-#           `cargo install --locked s3s-fs@0.14.1`, once per machine, into
+#           `cargo install --locked --debug s3s-fs@0.14.1`, once per machine, into
 #           $BRAVELY_TOOLS_DIR, default ~/.cargo/bravely-tools; outside the
 #           clone because CI builds a fresh clone every run)
 #   fmt     cargo fmt --check
@@ -176,7 +176,7 @@ ensure_s3s_fs() {
     echo "s3s-fs: $("$S3S_FS_BIN" --version)"
     return 0
   fi
-  echo "installing s3s-fs $S3S_FS_VERSION into $TOOLS_DIR (cargo install --locked; several minutes, once per machine)"
+  echo "installing s3s-fs $S3S_FS_VERSION into $TOOLS_DIR (cargo install --locked --debug; about a minute, once per machine)"
   cargo install --locked --debug "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TOOLS_DIR/s3s-fs-$S3S_FS_VERSION" || return 1
   "$S3S_FS_BIN" --version
 }

@@ -39,7 +39,7 @@ fn tools_dir() -> Option<PathBuf> {
 fn install_hint() -> String {
     format!(
         "s3s-fs {VERSION} (the S3-compatible server these tests run against) is not installed. \
-         `./tests/run.sh` installs it in its deps step; or run `cargo install --locked s3s-fs@{VERSION} \
+         `./tests/run.sh` installs it in its deps step; or run `cargo install --locked --debug s3s-fs@{VERSION} \
          --features binary --root ~/.cargo/bravely-tools/s3s-fs-{VERSION}`, or set S3S_FS_BIN to its path"
     )
 }
