@@ -23,7 +23,10 @@
 #           directory and gets /healthz, then stops it by PID
 #   supply  cargo deny check (advisories, licences, bans, sources; deny.toml),
 #           installing cargo-deny (pinned version) when missing
-#   build   cargo build --bin bravely
+#   build   cargo build --all-targets (the test step built all of it already:
+#           with --all-targets the features match, so nothing is rebuilt;
+#           `--bin bravely` alone would rebuild the crate without the
+#           dev-dependencies' features)
 #   e2e     e2e/run.sh <target>/debug/bravely   (browser tests, node:test)
 # A failing step does not stop the later independent ones (e2e needs build);
 # the script exits non-zero if any step failed, after a summary and, when
@@ -358,7 +361,7 @@ if [[ $SKIP_E2E == 1 ]]; then
   section "e2e: skipped (SKIP_E2E=1)"
   record build skipped 0
   record e2e skipped 0
-elif run_step build cargo build --bin bravely; then
+elif run_step build cargo build --all-targets; then
   run_step e2e bash e2e/run.sh "$TARGET_DIR/debug/bravely" || true
   count_tests node "$LOG_DIR/e2e.log"
 else

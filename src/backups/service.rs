@@ -369,7 +369,8 @@ pub async fn verify_path(app: &App, path: PathBuf) -> Result<archive::Checked, S
     result
 }
 
-/// The scheduled verification: the newest backup of each policy, read back and checked.
+/// The scheduled verification: the newest backup of each policy, read back and checked. A
+/// failure fails the run, and the scheduler's alert names every failed file.
 pub async fn verify_newest(app: App) -> JobResult {
     let policies = policy::policies(&app.config).map_err(|e| e.to_string())?;
     let files = listing(&app);
@@ -382,7 +383,6 @@ pub async fn verify_newest(app: App) -> JobResult {
                 Ok(list) => list.into_iter().find(|b| b.name.ends_with(&suffix)),
                 Err(e) => {
                     let why = format!("cannot list {}: {e}", policy::redact_url(url));
-                    crate::alerts::send(&app, &format!("Backup verification failed: policy {}", p.name), &why).await;
                     failed.push(why);
                     continue;
                 }
@@ -391,7 +391,6 @@ pub async fn verify_newest(app: App) -> JobResult {
             match verify_remote(&app, url, &newest.name).await {
                 Ok(_) => ok.push(newest.name.clone()),
                 Err(e) => {
-                    crate::alerts::send(&app, &format!("Backup verification failed: {}", newest.name), &e).await;
                     failed.push(format!("{}: {e}", newest.name));
                 }
             }
@@ -403,8 +402,6 @@ pub async fn verify_newest(app: App) -> JobResult {
         match verify_file(&app, &newest.name).await {
             Ok(_) => ok.push(newest.name.clone()),
             Err(e) => {
-                crate::alerts::send(&app, &format!("Backup verification failed: {}", newest.name), &e.to_string())
-                    .await;
                 failed.push(format!("{}: {e}", newest.name));
             }
         }
