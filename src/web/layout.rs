@@ -117,7 +117,9 @@ fn head(ctx: &Ctx, title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Bravely" }
             meta name="csrf-token" content=(ctx.csrf);
-            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0}"#;
+            // htmx 2 does not swap 4xx/5xx answers by default: a boosted form's field errors (400, 422)
+            // and error pages would never show. Swap them, and still report them as errors.
+            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"[45]..","swap":true,"error":true}]}"#;
             link rel="icon" href=(asset_url("favicon.svg")) type="image/svg+xml";
             link rel="stylesheet" href=(asset_url("app.css"));
             script src=(htmx_url()) defer {}
