@@ -92,20 +92,24 @@ enum BackupCmd {
     /// destination URL of a backup (s3://bucket/prefix/NAME): it is downloaded first.
     Verify {
         file: String,
-        /// For an encrypted backup: a file holding its passphrase (by default the passphrase
-        /// of the configured policy that made it).
-        #[arg(long)]
-        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: PassphraseArg,
     },
     /// Replace the data with a backup (the server must be stopped). The current database is
     /// kept beside it as bravely.redb.before-restore-<time>. FILE may be a destination URL.
     Restore {
         file: String,
-        /// For an encrypted backup: a file holding its passphrase (by default the passphrase
-        /// of the configured policy that made it).
-        #[arg(long)]
-        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: PassphraseArg,
     },
+}
+
+#[derive(Args)]
+struct PassphraseArg {
+    /// For an encrypted backup: a file holding its passphrase (by default the passphrase of the
+    /// configured policy that made it).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
 }
 
 /// The passphrase for an encrypted backup: from `--passphrase-file`, else from the policy
@@ -497,9 +501,9 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        BackupCmd::Verify { file, passphrase_file } => {
+        BackupCmd::Verify { file, key } => {
             let src = backup_source(&config, &file)?;
-            let pass = backup_passphrase(&config, &src.file, passphrase_file.as_deref())?;
+            let pass = backup_passphrase(&config, &src.file, key.passphrase_file.as_deref())?;
             let c =
                 bravely::backups::archive::verify_with(&src.file, pass.as_ref(), None).map_err(|e| src.explain(e))?;
             let m = &c.manifest;
@@ -520,9 +524,9 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
                 m.tables.values().sum::<u64>()
             );
         }
-        BackupCmd::Restore { file, passphrase_file } => {
+        BackupCmd::Restore { file, key } => {
             let src = backup_source(&config, &file)?;
-            let pass = backup_passphrase(&config, &src.file, passphrase_file.as_deref())?;
+            let pass = backup_passphrase(&config, &src.file, key.passphrase_file.as_deref())?;
             let (m, kept) = bravely::backups::archive::restore_offline_with(
                 &config.data_dir,
                 &src.file,

@@ -1,49 +1,18 @@
 //! Acknowledged writes survive `kill -9`: many clients write concurrently, the server is
 //! killed mid-stream, and after a restart every write that got a success answer is there.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bravely::people::Employee;
 
-fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bravely"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("server printed its address").expect("utf8");
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + "listening on ".len()..].trim().to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut add = Command::new(env!("CARGO_BIN_EXE_bravely"))
-        .args(["user", "add", "--email", "root@example.com", "--name", "Root", "--superuser", "--data-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("user add");
-    add.stdin.take().expect("stdin").write_all(crate::harness::PASSWORD.as_bytes()).expect("pw");
-    assert!(add.wait().expect("wait").success());
+    crate::harness::add_superuser_with_cli(dir.path(), "root@example.com");
 
-    let (mut server, base) = start_server(dir.path());
+    let mut server = crate::harness::BinaryServer::start(dir.path());
+    let base = server.base.clone();
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -96,8 +65,8 @@ async fn acknowledged_writes_survive_sigkill() {
     while acked.lock().expect("lock").len() < 400 && started.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    server.kill().expect("SIGKILL");
-    server.wait().expect("reaped");
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
     for t in tasks {
         t.await.expect("writer task");
     }

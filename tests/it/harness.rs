@@ -212,3 +212,68 @@ pub fn table_rows(html: &str) -> Vec<Vec<String>> {
 pub fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
+
+/// `bravely user add --superuser` on a data directory, with [`PASSWORD`] on standard input.
+pub fn add_superuser_with_cli(data: &std::path::Path, email: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut add = Command::new(env!("CARGO_BIN_EXE_bravely"))
+        .args(["user", "add", "--email", email, "--name", "Root", "--superuser", "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("user add");
+    add.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("password");
+    assert!(add.wait().expect("user add").success(), "user add succeeds");
+}
+
+/// The real binary serving a data directory on a free port; killed when dropped. Its log
+/// lines are kept (and its stderr drained, so it never blocks on a full pipe).
+pub struct BinaryServer {
+    pub child: std::process::Child,
+    pub base: String,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl BinaryServer {
+    pub fn start(data: &std::path::Path) -> BinaryServer {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bravely"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let addr = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let base = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the server says where it listens");
+        BinaryServer { child, base, log }
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,54 +2,7 @@
 //! restarts itself on the same socket, comes back with exactly the backed-up data, and the
 //! audit log says who restored what.
 
-use std::io::{BufRead, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-
-use crate::harness::{Client, PASSWORD};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_bravely")
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &std::path::Path) -> Server {
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on http://") {
-                let addr = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(addr);
-            }
-            sink.lock().expect("log").push(line);
-        }
-    });
-    let base = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the server says where it listens");
-    Server { child, base, log }
-}
+use crate::harness::{BinaryServer, Client, PASSWORD, add_superuser_with_cli};
 
 fn group_names(html: &str) -> Vec<String> {
     let mut names: Vec<String> =
@@ -61,17 +14,9 @@ fn group_names(html: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_restore_from_the_page_restarts_the_server_with_exactly_the_backed_up_data() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut add = Command::new(bin())
-        .args(["user", "add", "--email", "root@example.com", "--name", "Root", "--superuser", "--data-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("user add");
-    add.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("password");
-    assert!(add.wait().expect("user add").success());
+    add_superuser_with_cli(dir.path(), "root@example.com");
 
-    let server = start(dir.path());
+    let server = BinaryServer::start(dir.path());
     let c = Client::new(&server.base);
     assert_eq!(c.login("root@example.com", PASSWORD).await.status(), 303);
     assert_eq!(c.post("/admin/groups/new", &[("name", "Before")]).await.status(), 303);
@@ -137,7 +82,7 @@ async fn a_restore_from_the_page_restarts_the_server_with_exactly_the_backed_up_
     }
     assert!(listed.contains("root@example.com"), "who restored");
     assert!(listed.contains(&format!("restored {name}")), "what was restored");
-    let log = server.log.lock().expect("log").join("\n");
+    let log = server.log_text();
     assert!(log.contains("restarting to carry out a restore"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
