@@ -261,6 +261,11 @@ fn with_wrk(base: &str, seconds: u64, connections: usize, people: u64) -> Outcom
     }
 }
 
+/// Requests are formatted once, in `init`; `request` only hands out the next one. There is no
+/// `response` callback: with one, wrk copies every response's headers and body into Lua, which
+/// cost the shared cores more than the server's own parsing. Every 2xx is counted as
+/// acknowledged, and the count of stored thanks afterwards proves each was a recorded thanks
+/// (a 200 carrying an error message would store nothing and fail the run).
 const WRK_SCRIPT: &str = r#"
 local threads = {}
 local next_id = 0
@@ -269,35 +274,31 @@ function setup(thread)
   next_id = next_id + 1
   table.insert(threads, thread)
 end
--- Globals, not locals: done() reads sent and acked through thread:get.
-lines, i, sent, acked = {}, 0, 0, 0
+-- Globals, not locals: done() reads them through thread:get.
+reqs, i = {}, 0
 function init(args)
   local every = tonumber(os.getenv("WRK_THREADS"))
   local n = 0
   for line in io.lines(os.getenv("REQUESTS")) do
-    if n % every == tid then lines[#lines + 1] = line end
+    if n % every == tid then
+      local sig, ts, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+      reqs[#reqs + 1] = wrk.format("POST", "/slack/commands", {
+        ["Content-Type"] = "application/x-www-form-urlencoded",
+        ["X-Slack-Request-Timestamp"] = ts,
+        ["X-Slack-Signature"] = sig,
+      }, body)
+    end
     n = n + 1
   end
 end
 function request()
   i = i + 1
-  local sig, ts, body = lines[i]:match("^([^\t]*)\t([^\t]*)\t(.*)$")
-  sent = sent + 1
-  return wrk.format("POST", "/slack/commands", {
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["X-Slack-Request-Timestamp"] = ts,
-    ["X-Slack-Signature"] = sig,
-  }, body)
-end
-function response(status, headers, body)
-  if status == 200 and body:find("in_channel", 1, true) then acked = acked + 1 end
+  return reqs[i]
 end
 function done(summary, latency, requests)
-  local s, a = 0, 0
-  for _, t in ipairs(threads) do
-    s = s + t:get("sent")
-    a = a + t:get("acked")
-  end
-  io.write(string.format("sent: %d\nacknowledged: %d\n", s, a))
+  local sent = 0
+  for _, t in ipairs(threads) do sent = sent + t:get("i") end
+  -- Completed requests minus those answered with a non-2xx/3xx status.
+  io.write(string.format("sent: %d\nacknowledged: %d\n", sent, summary.requests - summary.errors.status))
 end
 "#;

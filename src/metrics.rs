@@ -13,7 +13,7 @@ use poem::http::Method;
 
 /// Upper bounds, in seconds, of the request and commit latency buckets.
 pub const LATENCY_BOUNDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
-/// Upper bounds of the writes-per-commit buckets (the writer folds at most 256 writes).
+/// Upper bounds of the writes-per-commit buckets (the writer folds at most 512 writes).
 pub const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// The route label of requests no route matched (404s, wrong methods).

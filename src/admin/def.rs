@@ -149,10 +149,10 @@ impl ResourceDef {
 }
 
 /// Context for building a record from a submitted form.
-pub struct FormCtx<'a, 'b> {
+pub struct FormCtx<'a, 'b, 'c> {
     pub currency: Currency,
     pub today: chrono::NaiveDate,
-    pub tx: &'a Tx<'b>,
+    pub tx: &'a Tx<'b, 'c>,
 }
 
 /// Submitted values by field name, already parsed per [`Kind`]. Read-only fields are absent.
@@ -165,7 +165,7 @@ pub trait AdminRecord: Entity {
     fn label(&self) -> String;
     /// Builds the record from a form (or CSV row). `old` is the stored record when editing.
     /// Reports every problem as a field error.
-    fn from_values(values: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors>;
+    fn from_values(values: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors>;
     /// Clears a reference to a deleted record (for [`OnDelete::Clear`]).
     fn clear_ref(&mut self, _field: &str, _target: u64) -> bool {
         false

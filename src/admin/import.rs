@@ -184,7 +184,7 @@ async fn run(app: &App, job: &Arc<Job>, actor: Actor, dry: bool) -> Result<Vec<R
     let currency = app.currency;
     let reg = app.registry.clone();
     job.done.store(0, Ordering::SeqCst);
-    let f = move |tx: &mut crate::store::Tx<'_>| -> Result<Vec<RowResult>, AppError> {
+    let f = move |tx: &mut crate::store::Tx<'_, '_>| -> Result<Vec<RowResult>, AppError> {
         let def = res.def();
         let mut out = Vec::with_capacity(job2.rows.len());
         for row in &job2.rows {

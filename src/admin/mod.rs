@@ -30,17 +30,17 @@ pub trait AdminResource: Send + Sync {
     /// Decodes a stored row into values in field order, and its label.
     fn values_of(&self, bytes: &[u8]) -> Result<(Vec<Value>, String), StoreError>;
     /// The stored values of one record, read in `tx` (not from the read model).
-    fn load(&self, tx: &Tx<'_>, id: u64) -> Result<Option<Vec<Value>>, AppError>;
+    fn load(&self, tx: &Tx<'_, '_>, id: u64) -> Result<Option<Vec<Value>>, AppError>;
     /// Creates (`id = None`) or changes a record from parsed values.
     fn save(
         &self,
-        tx: &mut Tx<'_>,
+        tx: &mut Tx<'_, '_>,
         id: Option<u64>,
         values: &Values,
         currency: crate::money::Currency,
     ) -> Result<u64, AppError>;
-    fn delete(&self, tx: &mut Tx<'_>, id: u64) -> Result<(), AppError>;
-    fn clear_ref(&self, tx: &mut Tx<'_>, id: u64, field: &str, target: u64) -> Result<(), AppError>;
+    fn delete(&self, tx: &mut Tx<'_, '_>, id: u64) -> Result<(), AppError>;
+    fn clear_ref(&self, tx: &mut Tx<'_, '_>, id: u64, field: &str, target: u64) -> Result<(), AppError>;
 }
 
 /// Adapts an [`AdminRecord`] type to [`AdminResource`].
@@ -81,12 +81,12 @@ impl<T: AdminRecord> AdminResource for Typed<T> {
         let rec = decode::<T>(bytes)?;
         Ok((self.values(&rec), rec.label()))
     }
-    fn load(&self, tx: &Tx<'_>, id: u64) -> Result<Option<Vec<Value>>, AppError> {
+    fn load(&self, tx: &Tx<'_, '_>, id: u64) -> Result<Option<Vec<Value>>, AppError> {
         Ok(tx.get::<T>(id)?.map(|r| self.values(&r)))
     }
     fn save(
         &self,
-        tx: &mut Tx<'_>,
+        tx: &mut Tx<'_, '_>,
         id: Option<u64>,
         values: &Values,
         currency: crate::money::Currency,
@@ -107,11 +107,11 @@ impl<T: AdminRecord> AdminResource for Typed<T> {
             None => Ok(tx.insert(&rec)?),
         }
     }
-    fn delete(&self, tx: &mut Tx<'_>, id: u64) -> Result<(), AppError> {
+    fn delete(&self, tx: &mut Tx<'_, '_>, id: u64) -> Result<(), AppError> {
         tx.delete::<T>(id)?;
         Ok(())
     }
-    fn clear_ref(&self, tx: &mut Tx<'_>, id: u64, field: &str, target: u64) -> Result<(), AppError> {
+    fn clear_ref(&self, tx: &mut Tx<'_, '_>, id: u64, field: &str, target: u64) -> Result<(), AppError> {
         let mut rec = tx.must_get::<T>(id)?;
         if rec.clear_ref(field, target) {
             tx.update(id, &rec)?;
@@ -188,7 +188,7 @@ impl Registry {
     }
 
     /// Deletes a record and applies each dependent's policy, all in `tx`.
-    pub fn delete_with_dependents(&self, tx: &mut Tx<'_>, slug: &str, id: u64) -> Result<(), AppError> {
+    pub fn delete_with_dependents(&self, tx: &mut Tx<'_, '_>, slug: &str, id: u64) -> Result<(), AppError> {
         let res = self.get(slug).ok_or(AppError::NotFound)?;
         let deps = self.dependents(slug, id);
         if let Some(p) = deps.iter().find(|d| d.policy == OnDelete::Protect) {

@@ -95,7 +95,7 @@ impl AdminRecord for User {
         format!("{} <{}>", self.name, self.email)
     }
 
-    fn from_values(v: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         let mut errs = FieldErrors::new();
         let email = take::req_text(v, "email", &mut errs).to_lowercase();
         if !email.is_empty() && !valid_email(&email) {
@@ -149,7 +149,7 @@ impl AdminRecord for User {
     }
 }
 
-pub fn count_active_superusers(tx: &crate::store::Tx<'_>) -> Result<usize, crate::store::StoreError> {
+pub fn count_active_superusers(tx: &crate::store::Tx<'_, '_>) -> Result<usize, crate::store::StoreError> {
     let ids = tx.find_by::<User>("superuser", &Value::Bool(true))?;
     let mut n = 0;
     for id in ids {
@@ -200,7 +200,7 @@ impl AdminRecord for Group {
         self.name.clone()
     }
 
-    fn from_values(v: &Values, _old: Option<&Self>, _ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, _old: Option<&Self>, _ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         let mut errs = FieldErrors::new();
         let name = take::req_text(v, "name", &mut errs);
         if !errs.is_empty() {

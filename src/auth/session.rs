@@ -192,7 +192,7 @@ impl Sessions {
     }
 }
 
-fn remove_in(tx: &mut Tx<'_>, key: &str) -> Result<(), StoreError> {
+fn remove_in(tx: &mut Tx<'_, '_>, key: &str) -> Result<(), StoreError> {
     tx.raw().open_table(TABLE)?.remove(key)?;
     Ok(())
 }

@@ -64,7 +64,7 @@ impl AdminRecord for ItemKind {
     fn label(&self) -> String {
         self.name.clone()
     }
-    fn from_values(v: &Values, _old: Option<&Self>, _ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, _old: Option<&Self>, _ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         let mut errs = FieldErrors::new();
         let name = take::req_text(v, "name", &mut errs);
         let tracking = take::req_text(v, "tracking", &mut errs);
@@ -165,7 +165,7 @@ impl AdminRecord for Item {
             None => self.name.clone(),
         }
     }
-    fn from_values(v: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         let mut errs = FieldErrors::new();
         let name = take::req_text(v, "name", &mut errs);
         let kind_id = take::reference(v, "kind");
@@ -279,7 +279,7 @@ impl AdminRecord for Assignment {
     fn label(&self) -> String {
         format!("Assignment of item #{} on {}", self.item, self.assigned_on)
     }
-    fn from_values(v: &Values, old: Option<&Self>, _ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, old: Option<&Self>, _ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         // Assignments are made with the Assign and Return actions; only the note is editable.
         let Some(old) = old else {
             return Err(FieldErrors::single("", "Assign items from the item's page."));

@@ -9,7 +9,7 @@ use crate::store::{AuditAction, Tx};
 
 /// Hands `quantity` of `item_id` to `employee_id`. Returns the new assignment's id.
 pub fn assign(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx<'_, '_>,
     item_id: u64,
     employee_id: u64,
     quantity: i64,
@@ -66,7 +66,7 @@ pub fn assign(
 }
 
 /// Records the return of an open assignment.
-pub fn return_assignment(tx: &mut Tx<'_>, assignment_id: u64, on: NaiveDate) -> Result<u64, AppError> {
+pub fn return_assignment(tx: &mut Tx<'_, '_>, assignment_id: u64, on: NaiveDate) -> Result<u64, AppError> {
     let mut a = tx.must_get::<Assignment>(assignment_id)?;
     if a.returned_on.is_some() {
         return Err(AppError::Conflict("This assignment was already returned.".into()));

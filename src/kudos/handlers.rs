@@ -10,7 +10,7 @@ use poem::web::{Data, Json, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::model::{SlackUser, Thanks};
+use super::model::{Received, SlackUser, Thanks};
 use super::service::{self, Outcome, Thanker};
 use super::slack::{self, HELP, Reply, Request as Ask, SlashCommand};
 use crate::App;
@@ -74,8 +74,10 @@ async fn command(app: Data<&App>, req: &Request, body: Body) -> Response {
             Err(e) => internal(e),
         },
         Ok(Ask::Thank { people, reason }) => {
-            let unknown = unknown_users(&app, &cmd, &people);
-            if app.config.slack.bot_token.is_some() && !unknown.is_empty() {
+            // Without a bot token nobody can be looked up: unknown users are recorded by name.
+            let unknown =
+                if app.config.slack.bot_token.is_some() { unknown_users(&app, &cmd, &people) } else { vec![] };
+            if !unknown.is_empty() {
                 // Looking people up in Slack may take longer than Slack waits: answer now, finish
                 // through the response_url.
                 let app2 = (*app).clone();
@@ -399,8 +401,10 @@ pub fn employee_panel(app: &App, _ctx: &Ctx, employee: u64) -> Markup {
         let mut items = Vec::new();
         for sid in r.find_by::<SlackUser>("employee", &Value::Ref(employee))? {
             if let Some(u) = r.get::<SlackUser>(sid)? {
-                for tid in r.find_by::<Thanks>("receiver", &Value::text(u.slack_id.clone()))? {
-                    if let Some(t) = r.get::<Thanks>(tid)? {
+                for lid in r.find_by::<Received>("slack_user", &Value::text(u.slack_id.clone()))? {
+                    if let Some(line) = r.get::<Received>(lid)?
+                        && let Some(t) = r.get::<Thanks>(line.0.thanks)?
+                    {
                         items.push(t);
                     }
                 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 
 use super::model::{Given, KudosSettings, Points, Received, SlackUser, Thanks};
@@ -17,10 +17,11 @@ pub fn rule(msg: impl Into<String>) -> AppError {
 }
 
 pub fn month_of(at: DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz).format("%Y-%m").to_string()
+    let local = at.with_timezone(&tz);
+    format!("{:04}-{:02}", local.year(), local.month())
 }
 
-pub fn settings(tx: &Tx<'_>) -> Result<KudosSettings, StoreError> {
+pub fn settings(tx: &Tx<'_, '_>) -> Result<KudosSettings, StoreError> {
     Ok(tx.get::<KudosSettings>(1)?.unwrap_or_default())
 }
 
@@ -36,7 +37,7 @@ pub fn is_bot_id(id: &str) -> bool {
 /// The Slack user for a mention, created on first sight (and matched to an employee by email
 /// when `email` is known).
 pub fn ensure_user(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx<'_, '_>,
     id: &str,
     name: &str,
     email: Option<&str>,
@@ -104,7 +105,7 @@ pub enum Outcome {
 
 /// Records `from` thanking `people` for `reason`, enforcing the rules.
 pub fn give(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx<'_, '_>,
     from: &Thanker<'_>,
     people: &[Mention],
     reason: &str,
@@ -133,7 +134,7 @@ pub fn give(
     let local = now.with_timezone(&tz);
     let day = local.date_naive();
     let month = month_of(now, tz);
-    let given_today = tx.find_by::<Thanks>("giver_day", &Value::text(format!("{}:{day}", from.id)))?.len() as i64;
+    let given_today = tx.count_by::<Thanks>("giver_day", &Value::text(format!("{}:{day}", from.id)))? as i64;
     if given_today + people.len() as i64 > s.daily_cap {
         let left = (s.daily_cap - given_today).max(0);
         return Err(rule(if left == 0 {

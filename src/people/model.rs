@@ -65,7 +65,7 @@ impl AdminRecord for Employee {
         self.name.clone()
     }
 
-    fn from_values(v: &Values, _old: Option<&Self>, _ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, _old: Option<&Self>, _ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         let mut errs = FieldErrors::new();
         let name = take::req_text(v, "name", &mut errs);
         let work_email = take::req_text(v, "work_email", &mut errs).to_lowercase();

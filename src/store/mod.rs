@@ -1,11 +1,12 @@
 //! The embedded store: one redb file, typed tables, secondary indexes, an audit log, and a
 //! group-committing writer.
 //!
-//! Writes are closures sent to one writer thread. It drains every write waiting in its queue,
-//! runs each in its own redb transaction committed with `Durability::None` (cheap, no fsync; a
-//! failing write aborts alone), then makes the whole batch durable with a single
-//! `Durability::Immediate` commit and only then answers the callers. Concurrent requests share
-//! one fsync, and nothing is acknowledged before it is on disk.
+//! Writes are closures sent to one writer thread. It drains every write waiting in its queue and
+//! runs them one after another in ONE redb transaction (a failing write is rolled back alone with
+//! its undo log), which it commits with `Durability::Immediate`: concurrent requests share one
+//! fsync. The settled batch then goes to the apply thread, which updates the in-memory read
+//! models and only then answers the callers, while the writer already runs the next batch.
+//! Nothing is acknowledged before it is on disk, and a caller always sees its own write.
 
 pub mod audit;
 pub mod codec;
@@ -36,9 +37,13 @@ pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::
 pub(crate) const AUDIT_BY_RECORD: TableDefinition<'static, (&str, u64, u64), ()> =
     TableDefinition::new("audit.by_record");
 
+/// Tables older versions wrote and this one no longer reads (dropped indexes), deleted when the
+/// store opens so they take no space. A name may only be added here, never reused.
+const RETIRED_TABLES: &[&str] = &["kudos.thanks#receiver", "kudos.thanks#month"];
+
 /// redb's page cache. Lists and pickers read the in-memory models and the OS caches the file, so a
 /// small cache does; a large one would hold a second copy of the data in the process.
-const CACHE_BYTES: usize = 4 * 1024 * 1024;
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -78,7 +83,7 @@ impl From<redb::DatabaseError> for StoreError {
 /// A committed change to one row, handed to read models after the batch is durable.
 #[derive(Clone, Debug)]
 pub struct Change {
-    pub table: String,
+    pub table: &'static str,
     pub id: u64,
     /// The new encoded row, or `None` when it was deleted.
     pub row: Option<Vec<u8>>,
@@ -86,9 +91,10 @@ pub struct Change {
 
 /// Something that keeps an in-memory view in step with committed changes.
 pub trait Listener: Send + Sync {
-    /// Called on the writer thread before any write runs, and again after a restore.
+    /// Called once, on the writer thread, before any write runs.
     fn load(&self, store: &ReadTx) -> Result<(), StoreError>;
-    /// Called on the writer thread after a batch is durable, before callers are answered.
+    /// Called on the apply thread after a batch is durable, before its callers are answered;
+    /// batches arrive in commit order. A panic here is logged and does not stop the store.
     fn apply(&self, changes: &[Change]);
 }
 
@@ -125,6 +131,9 @@ impl Store {
             w.open_table(META)?;
             w.open_table(AUDIT)?;
             w.open_table(AUDIT_BY_RECORD)?;
+            for name in RETIRED_TABLES {
+                w.delete_table(TableDefinition::<u64, ()>::new(name))?;
+            }
             w.commit()?;
         }
         let (state_tx, state) = tokio::sync::watch::channel(LoadState::Loading);
@@ -185,7 +194,7 @@ impl Store {
     pub async fn write<R, F>(&self, actor: Actor, f: F) -> Result<R, AppError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_, '_>) -> Result<R, AppError> + Send + 'static,
     {
         let rx = self.inner.writer.submit(actor, false, f)?;
         rx.await.map_err(|_| AppError::from(StoreError::WriterGone))?
@@ -195,7 +204,7 @@ impl Store {
     pub async fn dry_run<R, F>(&self, actor: Actor, f: F) -> Result<R, AppError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_, '_>) -> Result<R, AppError> + Send + 'static,
     {
         let rx = self.inner.writer.submit(actor, true, f)?;
         rx.await.map_err(|_| AppError::from(StoreError::WriterGone))?
@@ -205,7 +214,7 @@ impl Store {
     pub fn write_blocking<R, F>(&self, actor: Actor, f: F) -> Result<R, AppError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_, '_>) -> Result<R, AppError> + Send + 'static,
     {
         let rx = self.inner.writer.submit(actor, false, f)?;
         rx.blocking_recv().map_err(|_| AppError::from(StoreError::WriterGone))?

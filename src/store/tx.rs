@@ -1,7 +1,11 @@
 //! Typed access to rows, indexes and the audit log inside one transaction.
 
 use chrono::{DateTime, Utc};
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
 
 use super::audit::{self, Actor, AuditAction, AuditEntry, FieldChange};
 use super::codec::{Entity, decode, encode};
@@ -28,21 +32,118 @@ fn index_table(table: &str, index: &str) -> String {
 
 type FieldSets<'a> = (&'a [(&'static str, super::Value)], &'a [(&'static str, super::Value)]);
 
+type RowsTable<'t> = Table<'t, u64, &'static [u8]>;
+type UniqueTable<'t> = Table<'t, &'static [u8], u64>;
+type MultiTable<'t> = Table<'t, (&'static [u8], u64), ()>;
+
+/// The tables a write batch has opened, kept open until the batch ends, and the sequence values
+/// it has handed out. Opening a redb table looks it up in the table tree and closing it writes
+/// its root back, which cost more than the inserts themselves when every write reopened its
+/// tables; a batch now opens each table once. Sequences are written to `meta.seq` once per
+/// batch in [`Tables::finish`].
+pub(super) struct Tables<'t> {
+    txn: &'t WriteTransaction,
+    rows: HashMap<&'static str, RowsTable<'t>>,
+    unique: HashMap<(&'static str, &'static str), UniqueTable<'t>>,
+    multi: HashMap<(&'static str, &'static str), MultiTable<'t>>,
+    audit: Option<Table<'t, u64, &'static [u8]>>,
+    audit_by_record: Option<Table<'t, (&'static str, u64, u64), ()>>,
+    /// Last id handed out per sequence in this batch (not yet in `meta.seq`).
+    seq: HashMap<String, u64>,
+}
+
+impl<'t> Tables<'t> {
+    pub(super) fn new(txn: &'t WriteTransaction) -> Self {
+        Tables {
+            txn,
+            rows: HashMap::new(),
+            unique: HashMap::new(),
+            multi: HashMap::new(),
+            audit: None,
+            audit_by_record: None,
+            seq: HashMap::new(),
+        }
+    }
+
+    /// Closes the tables and writes the sequences; call before committing.
+    pub(super) fn finish(self) -> Result<(), StoreError> {
+        let Tables { txn, rows, unique, multi, audit, audit_by_record, seq } = self;
+        drop((rows, unique, multi, audit, audit_by_record));
+        if !seq.is_empty() {
+            let mut meta = txn.open_table(META)?;
+            for (name, last) in &seq {
+                meta.insert(name.as_str(), *last)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rows(&mut self, table: &'static str) -> Result<&mut RowsTable<'t>, StoreError> {
+        let txn = self.txn;
+        Ok(match self.rows.entry(table) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(txn.open_table(rows_def(table))?),
+        })
+    }
+
+    fn unique(&mut self, table: &'static str, index: &'static str) -> Result<&mut UniqueTable<'t>, StoreError> {
+        let txn = self.txn;
+        Ok(match self.unique.entry((table, index)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(txn.open_table(unique_def(&index_table(table, index)))?),
+        })
+    }
+
+    fn multi(&mut self, table: &'static str, index: &'static str) -> Result<&mut MultiTable<'t>, StoreError> {
+        let txn = self.txn;
+        Ok(match self.multi.entry((table, index)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(txn.open_table(multi_def(&index_table(table, index)))?),
+        })
+    }
+
+    fn audit(&mut self) -> Result<&mut Table<'t, u64, &'static [u8]>, StoreError> {
+        let txn = self.txn;
+        Ok(match &mut self.audit {
+            Some(t) => t,
+            slot @ None => slot.insert(txn.open_table(AUDIT)?),
+        })
+    }
+
+    fn audit_by_record(&mut self) -> Result<&mut Table<'t, (&'static str, u64, u64), ()>, StoreError> {
+        let txn = self.txn;
+        Ok(match &mut self.audit_by_record {
+            Some(t) => t,
+            slot @ None => slot.insert(txn.open_table(AUDIT_BY_RECORD)?),
+        })
+    }
+
+    /// The last id handed out for `name`: this batch's value, else the committed one.
+    fn last_id(&mut self, name: &str) -> Result<u64, StoreError> {
+        if let Some(v) = self.seq.get(name) {
+            return Ok(*v);
+        }
+        let last = self.txn.open_table(META)?.get(name)?.map(|v| v.value()).unwrap_or(0);
+        self.seq.insert(name.to_string(), last);
+        Ok(last)
+    }
+}
+
 /// Reverses one write; run newest first when a write fails partway (see `store::writer`).
-pub(super) type Undo = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
+pub(super) type Undo = Box<dyn FnOnce(&mut Tables<'_>) -> Result<(), StoreError> + Send>;
 
 /// A write inside the batch's transaction, with the acting user and the time of the write.
 /// Every change made through these methods can be undone, so one failing write leaves the
 /// other writes of its batch intact.
-pub struct Tx<'a> {
-    pub(super) txn: &'a WriteTransaction,
+pub struct Tx<'a, 't> {
+    pub(super) tables: &'a RefCell<Tables<'t>>,
     pub(super) actor: &'a Actor,
     pub(super) now: DateTime<Utc>,
     pub(super) changes: &'a mut Vec<Change>,
     pub(super) undo: &'a mut Vec<Undo>,
 }
 
-impl Tx<'_> {
+impl Tx<'_, '_> {
     pub fn actor(&self) -> &Actor {
         self.actor
     }
@@ -53,14 +154,15 @@ impl Tx<'_> {
 
     /// Direct access for tables outside the typed layer (sessions). Writes made here are not
     /// undone if the closure later fails: only use it in writes that cannot fail afterwards.
+    /// Typed tables may be open in the batch: open only your own tables here.
     pub fn raw(&self) -> &WriteTransaction {
-        self.txn
+        self.tables.borrow().txn
     }
 
     fn put_row(&mut self, table: &'static str, id: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let old = self.txn.open_table(rows_def(table))?.insert(id, bytes)?.map(|v| v.value().to_vec());
-        self.undo.push(Box::new(move |t: &WriteTransaction| {
-            let mut tbl = t.open_table(rows_def(table))?;
+        let old = self.tables.borrow_mut().rows(table)?.insert(id, bytes)?.map(|v| v.value().to_vec());
+        self.undo.push(Box::new(move |t: &mut Tables<'_>| {
+            let tbl = t.rows(table)?;
             match &old {
                 Some(o) => tbl.insert(id, o.as_slice())?,
                 None => tbl.remove(id)?,
@@ -71,10 +173,10 @@ impl Tx<'_> {
     }
 
     fn remove_row(&mut self, table: &'static str, id: u64) -> Result<(), StoreError> {
-        let old = self.txn.open_table(rows_def(table))?.remove(id)?.map(|v| v.value().to_vec());
+        let old = self.tables.borrow_mut().rows(table)?.remove(id)?.map(|v| v.value().to_vec());
         if let Some(o) = old {
-            self.undo.push(Box::new(move |t: &WriteTransaction| {
-                t.open_table(rows_def(table))?.insert(id, o.as_slice())?;
+            self.undo.push(Box::new(move |t: &mut Tables<'_>| {
+                t.rows(table)?.insert(id, o.as_slice())?;
                 Ok(())
             }));
         }
@@ -83,25 +185,21 @@ impl Tx<'_> {
 
     /// Next id of a table's sequence (ids start at 1 and are never reused).
     pub fn next_id(&mut self, table: &str) -> Result<u64, StoreError> {
-        let mut meta = self.txn.open_table(super::META)?;
-        let prev = meta.get(table)?.map(|v| v.value());
-        let next = prev.unwrap_or(0) + 1;
-        meta.insert(table, next)?;
+        let mut tables = self.tables.borrow_mut();
+        let prev = tables.last_id(table)?;
+        let next = prev + 1;
+        tables.seq.insert(table.to_string(), next);
         let name = table.to_string();
-        self.undo.push(Box::new(move |t: &WriteTransaction| {
-            let mut meta = t.open_table(super::META)?;
-            match prev {
-                Some(p) => meta.insert(name.as_str(), p)?,
-                None => meta.remove(name.as_str())?,
-            };
+        self.undo.push(Box::new(move |t: &mut Tables<'_>| {
+            t.seq.insert(name, prev);
             Ok(())
         }));
         Ok(next)
     }
 
     pub fn get<T: Entity>(&self, id: u64) -> Result<Option<T>, StoreError> {
-        let t = self.txn.open_table(rows_def(T::TABLE))?;
-        let row = t.get(id)?;
+        let mut tables = self.tables.borrow_mut();
+        let row = tables.rows(T::TABLE)?.get(id)?;
         row.map(|r| decode::<T>(r.value())).transpose()
     }
 
@@ -109,13 +207,11 @@ impl Tx<'_> {
         self.get::<T>(id)?.ok_or(StoreError::NotFound)
     }
 
-    pub fn find_unique<T: Entity>(&self, index: &str, key: &str) -> Result<Option<(u64, T)>, StoreError> {
-        let idx = self.txn.open_table(unique_def(&index_table(T::TABLE, index)))?;
+    pub fn find_unique<T: Entity>(&self, index: &'static str, key: &str) -> Result<Option<(u64, T)>, StoreError> {
         let Some(k) = super::Value::text(key).index_keys().into_iter().next() else {
             return Ok(None);
         };
-        let id = idx.get(k.as_slice())?.map(|v| v.value());
-        drop(idx);
+        let id = self.tables.borrow_mut().unique(T::TABLE, index)?.get(k.as_slice())?.map(|v| v.value());
         match id {
             Some(id) => Ok(self.get::<T>(id)?.map(|r| (id, r))),
             None => Ok(None),
@@ -123,8 +219,9 @@ impl Tx<'_> {
     }
 
     /// Ids whose `index` field holds `key` (a non-unique index).
-    pub fn find_by<T: Entity>(&self, index: &str, key: &super::Value) -> Result<Vec<u64>, StoreError> {
-        let idx = self.txn.open_table(multi_def(&index_table(T::TABLE, index)))?;
+    pub fn find_by<T: Entity>(&self, index: &'static str, key: &super::Value) -> Result<Vec<u64>, StoreError> {
+        let mut tables = self.tables.borrow_mut();
+        let idx = tables.multi(T::TABLE, index)?;
         let mut out = Vec::new();
         for k in key.index_keys() {
             for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
@@ -132,6 +229,20 @@ impl Tx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// How many rows' `index` field holds `key` (a non-unique index), without collecting them.
+    pub fn count_by<T: Entity>(&self, index: &'static str, key: &super::Value) -> Result<usize, StoreError> {
+        let mut tables = self.tables.borrow_mut();
+        let idx = tables.multi(T::TABLE, index)?;
+        let mut n = 0;
+        for k in key.index_keys() {
+            for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
+                item?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Inserts a new row with a fresh id, its index entries and an audit entry.
@@ -149,7 +260,7 @@ impl Tx<'_> {
         self.update_indexes::<T>(id, (&[], &[]), (&fields, &row.secret_fields()))?;
         let bytes = encode(row);
         self.put_row(T::TABLE, id, &bytes)?;
-        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        self.changes.push(Change { table: T::TABLE, id, row: Some(bytes) });
         Ok(id)
     }
 
@@ -168,7 +279,7 @@ impl Tx<'_> {
         self.put_row(T::TABLE, id, &bytes)?;
         let changes = audit::diff(&[], &fields);
         self.audit(T::TABLE, id, AuditAction::Create, changes, None)?;
-        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        self.changes.push(Change { table: T::TABLE, id, row: Some(bytes) });
         Ok(())
     }
 
@@ -195,7 +306,7 @@ impl Tx<'_> {
         if !changes.is_empty() || note.is_some() || action != AuditAction::Update {
             self.audit(T::TABLE, id, action, changes.clone(), note)?;
         }
-        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        self.changes.push(Change { table: T::TABLE, id, row: Some(bytes) });
         Ok(changes)
     }
 
@@ -206,7 +317,7 @@ impl Tx<'_> {
         self.update_indexes::<T>(id, (&old.fields(), &old.secret_fields()), (&row.fields(), &row.secret_fields()))?;
         let bytes = encode(row);
         self.put_row(T::TABLE, id, &bytes)?;
-        self.changes.push(Change { table: T::TABLE.to_string(), id, row: Some(bytes) });
+        self.changes.push(Change { table: T::TABLE, id, row: Some(bytes) });
         Ok(())
     }
 
@@ -217,7 +328,7 @@ impl Tx<'_> {
         self.remove_row(T::TABLE, id)?;
         let changes = audit::diff(&old_fields, &[]);
         self.audit(T::TABLE, id, AuditAction::Delete, changes, None)?;
-        self.changes.push(Change { table: T::TABLE.to_string(), id, row: None });
+        self.changes.push(Change { table: T::TABLE, id, row: None });
         Ok(old)
     }
 
@@ -245,12 +356,14 @@ impl Tx<'_> {
             note,
         };
         let audit_id = self.next_id("audit.log")?;
-        self.txn.open_table(AUDIT)?.insert(audit_id, encode(&entry).as_slice())?;
-        self.txn.open_table(AUDIT_BY_RECORD)?.insert((table, record, audit_id), ())?;
-        let table = table.to_string();
-        self.undo.push(Box::new(move |t: &WriteTransaction| {
-            t.open_table(AUDIT)?.remove(audit_id)?;
-            t.open_table(AUDIT_BY_RECORD)?.remove((table.as_str(), record, audit_id))?;
+        let mut tables = self.tables.borrow_mut();
+        tables.audit()?.insert(audit_id, encode(&entry).as_slice())?;
+        tables.audit_by_record()?.insert((table, record, audit_id), ())?;
+        drop(tables);
+        let table = entry.table;
+        self.undo.push(Box::new(move |t: &mut Tables<'_>| {
+            t.audit()?.remove(audit_id)?;
+            t.audit_by_record()?.remove((table.as_str(), record, audit_id))?;
             Ok(())
         }));
         Ok(())
@@ -267,9 +380,10 @@ impl Tx<'_> {
             if old_keys == new_keys {
                 continue;
             }
-            let name = index_table(T::TABLE, idx.name);
+            let (table, index) = (T::TABLE, idx.name);
             if idx.unique {
-                let mut t = self.txn.open_table(unique_def(&name))?;
+                let mut tables = self.tables.borrow_mut();
+                let t = tables.unique(table, index)?;
                 for k in &new_keys {
                     let existing = t.get(k.as_slice())?.map(|v| v.value());
                     if let Some(existing) = existing
@@ -286,7 +400,8 @@ impl Tx<'_> {
                     t.insert(k.as_slice(), id)?;
                 }
             } else {
-                let mut t = self.txn.open_table(multi_def(&name))?;
+                let mut tables = self.tables.borrow_mut();
+                let t = tables.multi(table, index)?;
                 for k in &old_keys {
                     t.remove((k.as_slice(), id))?;
                 }
@@ -295,9 +410,9 @@ impl Tx<'_> {
                 }
             }
             let unique = idx.unique;
-            self.undo.push(Box::new(move |t: &WriteTransaction| {
+            self.undo.push(Box::new(move |t: &mut Tables<'_>| {
                 if unique {
-                    let mut tbl = t.open_table(unique_def(&name))?;
+                    let tbl = t.unique(table, index)?;
                     for k in &new_keys {
                         tbl.remove(k.as_slice())?;
                     }
@@ -305,7 +420,7 @@ impl Tx<'_> {
                         tbl.insert(k.as_slice(), id)?;
                     }
                 } else {
-                    let mut tbl = t.open_table(multi_def(&name))?;
+                    let tbl = t.multi(table, index)?;
                     for k in &new_keys {
                         tbl.remove((k.as_slice(), id))?;
                     }

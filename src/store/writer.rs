@@ -6,14 +6,15 @@
 //! log its `Tx` kept, so the other writes of the batch still commit. Only a storage error
 //! (or an undo that fails) aborts the whole batch, and then every caller gets the error.
 
+use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase};
 use tokio::sync::oneshot;
 
-use super::tx::{ReadTx, Tx, Undo};
+use super::tx::{ReadTx, Tables, Tx, Undo};
 use super::{Actor, Change, Listener, StoreError};
 use crate::clock::Clock;
 use crate::error::AppError;
@@ -33,7 +34,7 @@ enum Status {
 
 /// Runs one write in the batch's transaction; returns its status and what to send once the
 /// batch's fate is known.
-type Job = Box<dyn FnOnce(&WriteTransaction, &Clock, &mut Vec<Change>) -> (Status, Completion) + Send>;
+type Job = Box<dyn FnOnce(&RefCell<Tables<'_>>, &Clock, &mut Vec<Change>) -> (Status, Completion) + Send>;
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Msg {
@@ -55,11 +56,11 @@ impl Handle {
     ) -> Result<oneshot::Receiver<Result<R, AppError>>, AppError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<R, AppError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_, '_>) -> Result<R, AppError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |txn, clock, changes| {
-            let (status, result) = run_one(txn, clock, &actor, changes, dry_run, f);
+        let job: Job = Box::new(move |tables, clock, changes| {
+            let (status, result) = run_one(tables, clock, &actor, changes, dry_run, f);
             let completion: Completion = Box::new(move |committed: Result<(), StoreError>| {
                 let out = match (result, committed) {
                     (Ok(v), Ok(())) => Ok(v),
@@ -86,15 +87,16 @@ impl Handle {
     }
 }
 
-fn rollback(txn: &WriteTransaction, undo: Vec<Undo>) -> Result<(), StoreError> {
+fn rollback(tables: &RefCell<Tables<'_>>, undo: Vec<Undo>) -> Result<(), StoreError> {
+    let mut tables = tables.borrow_mut();
     for u in undo.into_iter().rev() {
-        u(txn)?;
+        u(&mut tables)?;
     }
     Ok(())
 }
 
 fn run_one<R, F>(
-    txn: &WriteTransaction,
+    tables: &RefCell<Tables<'_>>,
     clock: &Clock,
     actor: &Actor,
     changes: &mut Vec<Change>,
@@ -102,12 +104,12 @@ fn run_one<R, F>(
     f: F,
 ) -> (Status, Result<R, AppError>)
 where
-    F: FnOnce(&mut Tx<'_>) -> Result<R, AppError>,
+    F: FnOnce(&mut Tx<'_, '_>) -> Result<R, AppError>,
 {
     let mut local = Vec::new();
     let mut undo: Vec<Undo> = Vec::new();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut tx = Tx { txn, actor, now: clock.now(), changes: &mut local, undo: &mut undo };
+        let mut tx = Tx { tables, actor, now: clock.now(), changes: &mut local, undo: &mut undo };
         f(&mut tx)
     }));
     let result = match result {
@@ -122,7 +124,7 @@ where
             changes.extend(local);
             (Status::Ok, Ok(v))
         }
-        other => match rollback(txn, undo) {
+        other => match rollback(tables, undo) {
             Ok(()) => (if other.is_ok() { Status::Ok } else { Status::Failed }, other),
             Err(e) => {
                 tracing::error!(error = %e, "rolling back a failed write failed; aborting its batch");
@@ -172,6 +174,37 @@ pub(super) fn spawn(
     Ok(Handle { tx, thread: std::sync::Mutex::new(Some(thread)) })
 }
 
+/// A batch whose fate is known, on its way to the apply thread.
+struct Settled {
+    changes: Vec<Change>,
+    completions: Vec<Completion>,
+    /// The commit error, if the batch was not committed.
+    error: Option<String>,
+}
+
+/// Brings the read models up to date with a durable batch, then answers its callers (so a caller
+/// always sees its own write in the lists). Runs on its own thread: the writer meanwhile runs
+/// the next batch, and the two stages overlap.
+fn apply_loop(listeners: Vec<Arc<dyn Listener>>, rx: mpsc::Receiver<Settled>) {
+    for Settled { changes, completions, error } in rx {
+        if error.is_none() && !changes.is_empty() {
+            for l in &listeners {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| l.apply(&changes))).is_err() {
+                    tracing::error!(
+                        "a read model panicked while applying committed changes; lists may be stale until restart"
+                    );
+                }
+            }
+        }
+        for c in completions {
+            c(match &error {
+                None => Ok(()),
+                Some(e) => Err(StoreError::Db(redb::Error::Io(std::io::Error::other(e.clone())))),
+            });
+        }
+    }
+}
+
 fn writer_loop(
     db: Arc<Database>,
     clock: Clock,
@@ -179,6 +212,17 @@ fn writer_loop(
     rx: mpsc::Receiver<Msg>,
     metrics: &CommitMetrics,
 ) {
+    // A small bound: the writer runs at most a couple of batches ahead of the read models.
+    let (settled_tx, settled_rx) = mpsc::sync_channel::<Settled>(2);
+    let apply =
+        match std::thread::Builder::new().name("bravely-apply".into()).spawn(move || apply_loop(listeners, settled_rx))
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the apply thread; nothing will be written");
+                return;
+            }
+        };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut stop = false;
     while !stop {
@@ -196,15 +240,24 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_batch(&db, &clock, &listeners, std::mem::take(&mut batch), metrics);
+        if let Some(settled) = run_batch(&db, &clock, std::mem::take(&mut batch), metrics)
+            && settled_tx.send(settled).is_err()
+        {
+            tracing::error!("the apply thread has stopped; writes are no longer answered");
+            break;
+        }
     }
+    // Every settled batch is answered before the writer (and with it the file) is released.
+    drop(settled_tx);
+    let _ = apply.join();
 }
 
-fn run_batch(db: &Database, clock: &Clock, listeners: &[Arc<dyn Listener>], jobs: Vec<Job>, metrics: &CommitMetrics) {
+/// Runs one batch in one transaction and commits it durably. `None` when the transaction could
+/// not even start (the jobs are dropped: their callers see `WriterGone`).
+fn run_batch(db: &Database, clock: &Clock, jobs: Vec<Job>, metrics: &CommitMetrics) -> Option<Settled> {
     let writes = jobs.len();
     // Monotonic time for the metric only; what is stored takes its time from `clock`.
     let started = std::time::Instant::now();
-    // Jobs that never ran are dropped with their reply senders: their callers see `WriterGone`.
     let fail_all = |jobs: Vec<Job>, e: &StoreError| {
         tracing::error!(error = %e, "a write batch could not start");
         drop(jobs);
@@ -212,43 +265,45 @@ fn run_batch(db: &Database, clock: &Clock, listeners: &[Arc<dyn Listener>], jobs
     let mut txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
-            // Dropping a job drops its reply sender: callers see `WriterGone`.
             fail_all(jobs, &StoreError::from(e));
-            return;
+            return None;
         }
     };
     if let Err(e) = txn.set_durability(Durability::Immediate) {
         fail_all(jobs, &StoreError::from(e));
-        return;
+        return None;
     }
     let mut changes = Vec::new();
     let mut completions = Vec::with_capacity(jobs.len());
     let mut fatal = false;
+    let tables = RefCell::new(Tables::new(&txn));
     for job in jobs {
-        let (status, completion) = job(&txn, clock, &mut changes);
+        let (status, completion) = job(&tables, clock, &mut changes);
         fatal |= matches!(status, Status::Fatal);
         completions.push(completion);
     }
-    let committed = if fatal {
-        let _ = txn.abort();
-        Err(StoreError::Db(redb::Error::Io(std::io::Error::other("the batch was aborted after a failed rollback"))))
+    let tables = tables.into_inner();
+    let finished = if fatal {
+        drop(tables);
+        Ok(())
     } else {
-        txn.commit().map_err(StoreError::from)
+        tables.finish()
+    };
+    let committed = match finished {
+        _ if fatal => {
+            let _ = txn.abort();
+            Err(StoreError::Db(redb::Error::Io(std::io::Error::other("the batch was aborted after a failed rollback"))))
+        }
+        Err(e) => {
+            let _ = txn.abort();
+            Err(e)
+        }
+        Ok(()) => txn.commit().map_err(StoreError::from),
     };
     metrics.observe(writes, started.elapsed().as_secs_f64(), committed.is_ok());
-    if committed.is_ok() && !changes.is_empty() {
-        for l in listeners {
-            l.apply(&changes);
-        }
-    }
-    let err_text = committed.as_ref().err().map(|e| e.to_string());
-    if let Some(e) = &err_text {
+    let error = committed.err().map(|e| e.to_string());
+    if let Some(e) = &error {
         tracing::error!(error = %e, "durable commit failed; the batch's writes were not acknowledged");
     }
-    for c in completions {
-        c(match &err_text {
-            None => Ok(()),
-            Some(e) => Err(StoreError::Db(redb::Error::Io(std::io::Error::other(e.clone())))),
-        });
-    }
+    Some(Settled { changes, completions, error })
 }

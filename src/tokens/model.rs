@@ -166,7 +166,7 @@ impl AdminRecord for ApiToken {
 
     /// The admin can only revoke: tokens are made on the account page or with the CLI, where
     /// the secret can be shown once.
-    fn from_values(v: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_>) -> Result<Self, FieldErrors> {
+    fn from_values(v: &Values, old: Option<&Self>, ctx: &FormCtx<'_, '_, '_>) -> Result<Self, FieldErrors> {
         let Some(old) = old else {
             return Err(FieldErrors::single(
                 "",

@@ -76,7 +76,7 @@ impl NewToken {
 
 /// Creates a token for `user_id` and returns its id and text: the only time the text exists
 /// outside the caller's hands.
-pub fn create(tx: &mut Tx<'_>, user_id: u64, new: NewToken) -> Result<(u64, String), AppError> {
+pub fn create(tx: &mut Tx<'_, '_>, user_id: u64, new: NewToken) -> Result<(u64, String), AppError> {
     let user = tx.get::<crate::auth::User>(user_id)?.ok_or(AppError::NotFound)?;
     if !user.active {
         return Err(AppError::Validation(FieldErrors::single("", "An inactive user cannot have API tokens.")));
@@ -98,7 +98,7 @@ pub fn create(tx: &mut Tx<'_>, user_id: u64, new: NewToken) -> Result<(u64, Stri
 }
 
 /// Revokes a token of `user_id` (the owner's page); revoking twice changes nothing.
-pub fn revoke_own(tx: &mut Tx<'_>, user_id: u64, token_id: u64) -> Result<ApiToken, AppError> {
+pub fn revoke_own(tx: &mut Tx<'_, '_>, user_id: u64, token_id: u64) -> Result<ApiToken, AppError> {
     let mut t = tx.get::<ApiToken>(token_id)?.filter(|t| t.user_id == user_id).ok_or(AppError::NotFound)?;
     if t.revoked_at.is_none() {
         t.revoked_at = Some(tx.now());

@@ -107,11 +107,13 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
         }
     }
 
+    // Paths authenticated by their own signature (Slack) need no CSRF token and get no cookie.
+    let exempt = app.csrf_exempt.iter().any(|p| path.starts_with(p.as_str()));
     // CSRF binding: the session, or an anonymous nonce cookie made on first sight.
     let mut new_nonce = None;
     let binding = match (&user, cookie(&req, CSRF_COOKIE)) {
         (Some(u), _) => u.session_key.clone(),
-        (None, _) if api => String::new(),
+        (None, _) if api || exempt => String::new(),
         (None, Some(c)) if c.len() >= 16 => c,
         (None, _) => {
             let n = session::new_token();
@@ -119,7 +121,7 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
             n
         }
     };
-    let csrf = app.auth.csrf_token(&binding);
+    let csrf = if binding.is_empty() { String::new() } else { app.auth.csrf_token(&binding) };
 
     let flash = cookie(&req, layout::FLASH_COOKIE).and_then(|c| Flash::decode(&c));
     let hx = req.headers().contains_key("hx-request");
@@ -137,7 +139,6 @@ async fn handle<E: Endpoint>(ep: Arc<E>, mut req: Request, app: App, rid: String
     req.extensions_mut().insert(ctx.clone());
 
     let unsafe_method = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let exempt = app.csrf_exempt.iter().any(|p| path.starts_with(p.as_str()));
     let call = async {
         if let Some(resp) = refused {
             return Ok(resp);

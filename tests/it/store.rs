@@ -59,3 +59,60 @@ async fn a_failing_write_is_undone_without_touching_its_batch() {
     let history = t.app.store.history(Employee::TABLE, id).expect("history");
     assert_eq!(history.len(), 1, "one audit entry for the surviving write");
 }
+
+#[tokio::test]
+async fn tables_of_retired_indexes_are_deleted_when_the_store_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // A file written by a version whose thanks had `receiver` and `month` indexes.
+        let db = redb::Database::create(dir.path().join("bravely.redb")).expect("create");
+        let w = db.begin_write().expect("write");
+        let def: redb::TableDefinition<'_, (&[u8], u64), ()> = redb::TableDefinition::new("kudos.thanks#month");
+        w.open_table(def).expect("open").insert((b"2026-03".as_slice(), 1), ()).expect("insert");
+        let def: redb::TableDefinition<'_, (&[u8], u64), ()> = redb::TableDefinition::new("kudos.thanks#receiver");
+        w.open_table(def).expect("open").insert((b"u1".as_slice(), 1), ()).expect("insert");
+        let def: redb::TableDefinition<'_, u64, u64> = redb::TableDefinition::new("people.kept");
+        w.open_table(def).expect("open").insert(1, 2).expect("insert");
+        w.commit().expect("commit");
+    }
+    let t = TestApp::spawn_in(dir).await;
+    let names = t.app.store.table_names().expect("names");
+    assert!(!names.iter().any(|n| n == "kudos.thanks#month" || n == "kudos.thanks#receiver"), "{names:?}");
+    assert!(names.iter().any(|n| n == "people.kept"), "other tables stay: {names:?}");
+}
+
+/// Records what it is given, and panics on the second batch it sees.
+struct Flaky {
+    seen: std::sync::Mutex<Vec<u64>>,
+}
+
+impl bravely::store::Listener for Flaky {
+    fn load(&self, _: &bravely::store::ReadTx) -> Result<(), bravely::store::StoreError> {
+        Ok(())
+    }
+    fn apply(&self, changes: &[bravely::store::Change]) {
+        let mut seen = self.seen.lock().expect("lock");
+        let first = seen.is_empty();
+        seen.extend(changes.iter().map(|c| c.id));
+        drop(seen);
+        assert!(first, "a read model fails");
+    }
+}
+
+#[tokio::test]
+async fn read_models_see_each_write_before_its_caller_and_a_panicking_one_stops_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flaky = std::sync::Arc::new(Flaky { seen: std::sync::Mutex::new(vec![]) });
+    let clock = bravely::clock::Clock::manual(crate::harness::start_time());
+    let store =
+        bravely::store::Store::open(&dir.path().join("bravely.redb"), clock, vec![flaky.clone()]).expect("open");
+    store.ready().await.expect("ready");
+    for i in 0..3 {
+        let id = store.write(Actor::system("test"), move |tx| Ok(tx.insert(&employee(i))?)).await.expect("write");
+        // Answered only after the read model has had the change (even when it panicked on it).
+        assert!(flaky.seen.lock().expect("lock").contains(&id), "write {i}");
+    }
+    let r = store.read().expect("read");
+    assert_eq!(r.count(Employee::TABLE).expect("count"), 3, "every write is stored");
+    store.shutdown();
+}

@@ -25,7 +25,7 @@ pub async fn provision(app: &App, provider: &OidcProvider, identity: Identity) -
     app.store.write(actor, move |tx| Ok(provision_in(tx, &p, &identity)?)).await
 }
 
-fn provision_in(tx: &mut Tx<'_>, p: &OidcProvider, id: &Identity) -> Result<Outcome, crate::store::StoreError> {
+fn provision_in(tx: &mut Tx<'_, '_>, p: &OidcProvider, id: &Identity) -> Result<Outcome, crate::store::StoreError> {
     let existing = tx.find_unique::<User>("email", &id.email)?;
     if let Some((user_id, u)) = &existing
         && !u.active
@@ -65,7 +65,7 @@ fn provision_in(tx: &mut Tx<'_>, p: &OidcProvider, id: &Identity) -> Result<Outc
 
 /// Mapped Bravely groups follow the claim; groups the mapping does not name are left alone.
 fn sync_groups(
-    tx: &Tx<'_>,
+    tx: &Tx<'_, '_>,
     p: &OidcProvider,
     values: &[String],
     user: &mut User,
@@ -99,7 +99,7 @@ fn sync_groups(
 /// With `superuser_groups` set, superuser status follows the claim, but the last active
 /// superuser keeps it (and the log says so).
 fn sync_superuser(
-    tx: &Tx<'_>,
+    tx: &Tx<'_, '_>,
     p: &OidcProvider,
     values: &[String],
     user_id: u64,
