@@ -43,7 +43,7 @@ const RETIRED_TABLES: &[&str] = &["kudos.thanks#receiver", "kudos.thanks#month"]
 
 /// redb's page cache. Lists and pickers read the in-memory models and the OS caches the file, so a
 /// small cache does; a large one would hold a second copy of the data in the process.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
