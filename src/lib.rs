@@ -20,6 +20,7 @@ pub mod people;
 pub mod reporting;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod web;
 
@@ -172,6 +173,7 @@ impl Deref for App {
 impl App {
     /// Opens the data directory and assembles every module.
     pub fn open(config: Config, clock: Clock) -> anyhow::Result<App> {
+        tls::install();
         let mods = modules();
         let mut resources = Vec::new();
         let mut perms = Vec::new();

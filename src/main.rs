@@ -170,6 +170,7 @@ fn init_logs(format: LogFormat) {
 }
 
 fn main() {
+    bravely::tls::install();
     let cli = Cli::parse();
     let listen = match &cli.command {
         Some(Command::Serve(s)) => s.listen,

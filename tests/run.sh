@@ -264,7 +264,7 @@ ensure_musl() {
     echo "installing the rust target $MUSL_TARGET"
     rustup target add "$MUSL_TARGET" || return 1
   fi
-  # aws-lc-sys (rustls' crypto) compiles C for the target: it needs x86_64-linux-musl-gcc.
+  # ring (rustls' crypto) and zstd compile C for the target: they need x86_64-linux-musl-gcc.
   if ! command -v x86_64-linux-musl-gcc >/dev/null; then
     echo "installing musl-tools (apt)"
     apt_install musl-tools || return 1

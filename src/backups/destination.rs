@@ -324,6 +324,7 @@ impl Destination {
             )));
         }
         let allow_http = o.allow_http || std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
+        crate::tls::install();
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
             .with_client_options(client_options(options, allow_http))
@@ -415,6 +416,7 @@ impl Destination {
                  GOOGLE_APPLICATION_CREDENTIALS, or instance_metadata = true on Google Cloud"
             )));
         }
+        crate::tls::install();
         let mut b = GoogleCloudStorageBuilder::from_env()
             .with_bucket_name(&bucket)
             .with_client_options(client_options(options, false))
@@ -469,6 +471,7 @@ impl Destination {
                  AZURE_* credential, or managed_identity = true on Azure"
             )));
         }
+        crate::tls::install();
         let mut b = MicrosoftAzureBuilder::from_env()
             .with_container_name(&container)
             .with_client_options(client_options(options, o.allow_http))

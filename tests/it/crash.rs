@@ -13,6 +13,7 @@ async fn acknowledged_writes_survive_sigkill() {
 
     let mut server = crate::harness::BinaryServer::start(dir.path());
     let base = server.base.clone();
+    bravely::tls::install();
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

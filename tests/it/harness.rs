@@ -151,6 +151,8 @@ pub fn csrf_of(html: &str) -> String {
 impl Client {
     /// A client of the server at `base` with a cookie jar that does not follow redirects.
     pub fn new(base: &str) -> Client {
+        // No app in this process when the server is the binary: install rustls' provider here.
+        bravely::tls::install();
         Client {
             http: reqwest::Client::builder()
                 .cookie_store(true)

@@ -64,6 +64,7 @@ async fn restarts_under_load_lose_no_request() {
     let mut server = start_activated(&installed, &listener, &data);
 
     // Every request on a new connection, as browsers arriving during a deploy would.
+    bravely::tls::install();
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(20)).build().expect("client");
     let stop_load = Arc::new(AtomicBool::new(false));
