@@ -19,4 +19,5 @@ mod permissions;
 mod restart;
 mod restore;
 mod store;
+mod tls;
 mod tokens;
