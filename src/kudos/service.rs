@@ -134,7 +134,9 @@ pub fn give(
     let local = now.with_timezone(&tz);
     let day = local.date_naive();
     let month = month_of(now, tz);
-    let given_today = tx.count_by::<Thanks>("giver_day", &Value::text(format!("{}:{day}", from.id)))? as i64;
+    // Counting stops at the cap: past it, the answer is the same.
+    let cap = usize::try_from(s.daily_cap.max(0)).unwrap_or(usize::MAX);
+    let given_today = tx.count_by::<Thanks>("giver_day", &Value::text(format!("{}:{day}", from.id)), cap)? as i64;
     if given_today + people.len() as i64 > s.daily_cap {
         let left = (s.daily_cap - given_today).max(0);
         return Err(rule(if left == 0 {

@@ -220,29 +220,49 @@ impl Tx<'_, '_> {
 
     /// Ids whose `index` field holds `key` (a non-unique index).
     pub fn find_by<T: Entity>(&self, index: &'static str, key: &super::Value) -> Result<Vec<u64>, StoreError> {
-        let mut tables = self.tables.borrow_mut();
-        let idx = tables.multi(T::TABLE, index)?;
         let mut out = Vec::new();
-        for k in key.index_keys() {
-            for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
-                out.push(item?.0.value().1);
-            }
-        }
+        self.each_by::<T>(index, key, |id| {
+            out.push(id);
+            true
+        })?;
         Ok(out)
     }
 
-    /// How many rows' `index` field holds `key` (a non-unique index), without collecting them.
-    pub fn count_by<T: Entity>(&self, index: &'static str, key: &super::Value) -> Result<usize, StoreError> {
-        let mut tables = self.tables.borrow_mut();
-        let idx = tables.multi(T::TABLE, index)?;
+    /// How many rows' `index` field holds `key` (a non-unique index), counting no further than
+    /// `limit` and collecting nothing.
+    pub fn count_by<T: Entity>(
+        &self,
+        index: &'static str,
+        key: &super::Value,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
-        for k in key.index_keys() {
-            for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
-                item?;
+        if limit > 0 {
+            self.each_by::<T>(index, key, |_| {
                 n += 1;
-            }
+                n < limit
+            })?;
         }
         Ok(n)
+    }
+
+    /// Visits the ids under `key` in a non-unique index while `f` returns true.
+    fn each_by<T: Entity>(
+        &self,
+        index: &'static str,
+        key: &super::Value,
+        mut f: impl FnMut(u64) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables.borrow_mut();
+        let idx = tables.multi(T::TABLE, index)?;
+        for k in key.index_keys() {
+            for item in idx.range((k.as_slice(), 0)..=(k.as_slice(), u64::MAX))? {
+                if !f(item?.0.value().1) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Inserts a new row with a fresh id, its index entries and an audit entry.

@@ -51,40 +51,16 @@ fn user_add_reads_the_password_from_stdin_and_refuses_weak_ones() {
 #[test]
 fn a_second_process_gets_a_clear_message_while_the_server_holds_the_data() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stderr = server.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let mut saw_setup = false;
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if line.contains("/setup/") {
-            saw_setup = true;
-        }
-        if line.contains("listening on http://") {
-            // The setup link follows within a few lines, once the data is loaded.
-            for next in lines.by_ref().take(6) {
-                if next.unwrap_or_default().contains("/setup/") {
-                    saw_setup = true;
-                    break;
-                }
-            }
-            break;
-        }
-    }
+    let server = crate::harness::BinaryServer::start(dir.path());
+    // The setup link follows the "listening" line once the data is loaded.
+    let log = server.wait_for_log(|lines| lines.iter().any(|l| l.contains("/setup/")));
+    let saw_setup = log.iter().any(|l| l.contains("/setup/"));
     let out = Command::new(bin())
         .args(["demo", "--employees", "1", "--items", "0", "--data-dir"])
         .arg(dir.path())
         .output()
         .expect("runs");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(saw_setup, "an empty database logs the one-time setup link");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -240,12 +240,18 @@ pub struct BinaryServer {
 
 impl BinaryServer {
     pub fn start(data: &std::path::Path) -> BinaryServer {
+        Self::start_with(data, &[])
+    }
+
+    /// Like [`BinaryServer::start`], with extra environment variables (log format, level...).
+    pub fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> BinaryServer {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(env!("CARGO_BIN_EXE_bravely"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -257,7 +263,9 @@ impl BinaryServer {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
-                    let addr = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_string();
+                    // Text or JSON log lines: the address ends at a space or a quote.
+                    let rest = &line[i + "listening on ".len()..];
+                    let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("").to_string();
                     let _ = tx.send(addr);
                 }
                 sink.lock().expect("log").push(line);
@@ -270,6 +278,18 @@ impl BinaryServer {
     /// Everything the server has logged so far.
     pub fn log_text(&self) -> String {
         self.log.lock().expect("log").join("\n")
+    }
+
+    /// Waits (at most 30 s) until the log lines satisfy `done`; returns them.
+    pub fn wait_for_log(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let lines = self.log.lock().expect("log").clone();
+            if done(&lines) || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! `/metrics`, Sentry reports of panics and 500s, and request ids on log lines.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use bravely::error::AppError;
@@ -164,33 +162,11 @@ async fn a_panic_and_a_500_each_send_one_sentry_event_with_the_request_id_and_th
 #[test]
 fn every_log_line_of_a_request_carries_its_request_id() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_bravely"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("BRAVELY_LOG_FORMAT", "json")
-        .env("BRAVELY_LOG", "debug,hyper=info,poem=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stderr = server.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
-    let timeout = std::time::Duration::from_secs(30);
-    let base = loop {
-        let line = rx.recv_timeout(timeout).expect("server logs its address");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
-        let msg = v["fields"]["message"].as_str().unwrap_or_default();
-        if let Some(addr) = msg.strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
+    let server = crate::harness::BinaryServer::start_with(
+        dir.path(),
+        &[("BRAVELY_LOG_FORMAT", "json"), ("BRAVELY_LOG", "debug,hyper=info,poem=info")],
+    );
+    let base = server.base.clone();
     // A POST without a CSRF token logs twice inside the request: the refusal and the summary.
     let headers = {
         use std::io::{Read, Write};
@@ -210,17 +186,17 @@ fn every_log_line_of_a_request_carries_its_request_id() {
         .find_map(|l| l.strip_prefix("x-request-id: "))
         .map(|v| v.trim().to_string())
         .unwrap_or_else(|| panic!("no x-request-id in {headers}"));
+    let lines =
+        server.wait_for_log(|lines| lines.iter().any(|l| l.contains(&rid) && l.contains("\"message\":\"request\"")));
     let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let line = rx.recv_timeout(timeout).expect("log lines of the request");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
         let msg = v["fields"]["message"].as_str().unwrap_or_default().to_string();
         if msg == "CSRF check failed" || msg == "request" {
             assert_eq!(v["span"]["request_id"].as_str(), Some(rid.as_str()), "{line}");
             seen.push(msg);
         }
     }
-    let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(seen, ["CSRF check failed", "request"]);
 }
