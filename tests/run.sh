@@ -4,7 +4,8 @@
 #   ./tests/run.sh
 #
 # Steps, each under a "==== ... ====" header:
-#   deps    install what is missing, idempotently: Debian's chromium (apt, only
+#   deps    report the free disk space (warns under MIN_FREE_GB, default 8), then
+#           install what is missing, idempotently: Debian's chromium (apt, only
 #           when /usr/bin/chromium is absent), rustfmt/clippy (rustup, only
 #           when absent), tests/oidc/node_modules (the OpenID provider the
 #           integration tests run) and e2e/node_modules (npm ci, each only when
@@ -184,9 +185,25 @@ ensure_s3s_fs() {
   "$S3S_FS_BIN" --version
 }
 
+# disk_check: a full disk makes every later step fail in ways that name
+# something else (a test's write error, a linker crash), so say it first.
+# A cold run needs about MIN_FREE_GB under the target directory.
+MIN_FREE_GB=${MIN_FREE_GB:-8}
+disk_check() {
+  local dir=${CARGO_TARGET_DIR:-$ROOT/target} free_kb
+  while [[ ! -d $dir ]]; do dir=$(dirname "$dir"); done
+  free_kb=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+  echo "disk: $((free_kb / 1024 / 1024)) GB free under $dir"
+  if ((free_kb < MIN_FREE_GB * 1024 * 1024)); then
+    echo "WARNING: less than ${MIN_FREE_GB} GB free: a cold build and the tests may fail" \
+      "with 'No space left on device' (cargo clean, or set CARGO_TARGET_DIR elsewhere)" >&2
+  fi
+}
+
 # Note: ensure_deps runs inside run_step's `{ ...; } || ...`, where `set -e`
 # is off, hence the explicit `|| return 1` on every step that matters.
 ensure_deps() {
+  disk_check
   # Rust components (rustup downloads nothing when they are already there,
   # but we don't even ask then).
   local components=()
