@@ -1,5 +1,6 @@
 # Bravely as a static (musl) binary in an empty image. Used by fly.toml.
-# Not exercised by the test suite: the development machines have no container engine.
+# tests/image.sh (a step of tests/run.sh) builds and runs the final stage below, as written,
+# with a real Docker engine; the build stage needs Docker Hub, which the test machines lack.
 #
 #   docker build -t bravely .
 #   docker run -p 8080:8080 -v bravely-data:/data bravely
