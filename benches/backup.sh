@@ -55,7 +55,7 @@ if [[ ! -f $CACHE/token ]]; then
   say "making the database: $EMPLOYEES employees, $ITEMS items (cached in $CACHE)"
   rm -rf "$CACHE"
   mkdir -p "$CACHE"
-  "$BIN" demo --data-dir "$CACHE" --employees "$EMPLOYEES" --items "$ITEMS" </dev/null
+  "$BIN" demo --data-dir "$CACHE" --employees "$EMPLOYEES" --items "$ITEMS" --thanks 0 </dev/null
   printf '%s\n' "$PASSWORD" | "$BIN" user add --email "$EMAIL" --name "Bench" --superuser --data-dir "$CACHE"
   "$BIN" token add --email "$EMAIL" --name bench --data-dir "$CACHE" >"$CACHE/token.tmp"
   mv "$CACHE/token.tmp" "$CACHE/token"

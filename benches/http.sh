@@ -120,7 +120,7 @@ trap 'exit 143' TERM
 # --- data ----------------------------------------------------------------------
 say "demo data: $EMPLOYEES employees, $ITEMS items"
 t0=$EPOCHREALTIME
-"$BIN" demo --data-dir "$DATA" --employees "$EMPLOYEES" --items "$ITEMS" </dev/null
+"$BIN" demo --data-dir "$DATA" --employees "$EMPLOYEES" --items "$ITEMS" --thanks 0 </dev/null
 DEMO_S=$(since "$t0")
 DATA_SIZE=$(du -sh "$DATA" | cut -f1)
 echo "demo took ${DEMO_S}s; data dir is $DATA_SIZE"

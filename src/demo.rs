@@ -1,12 +1,19 @@
-//! Realistic demo data: a software company's people, item kinds, items and assignments.
+//! Realistic demo data: a software company's people, item kinds, items and assignments, and
+//! a few months of `/thanks` between them.
 //! Deterministic (seeded), fast enough for 10,000 employees and 20,000 items.
 
-use chrono::{Duration, NaiveDate};
+use std::collections::HashMap;
+
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Weekday};
+use chrono_tz::Tz;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::AppResult;
 use crate::inventory::{Item, ItemKind, service};
+use crate::kudos::model::{SlackUser, Thanks};
+use crate::kudos::service::{Thanker, ensure_user, give_at};
+use crate::kudos::slack::Mention;
 use crate::money::{Currency, Money};
 use crate::people::Employee;
 use crate::store::{Actor, Entity, Store};
@@ -145,7 +152,34 @@ const KINDS: &[DemoKind] = &[
 pub struct Plan {
     pub employees: usize,
     pub items: usize,
+    /// `/thanks` commands over the last four months, between the new active employees.
+    pub thanks: usize,
 }
+
+/// Reasons people give in the demo's `/thanks`.
+const REASONS: &[&str] = &[
+    "shipping the release on Friday without drama",
+    "reviewing my pull request within the hour",
+    "the onboarding session for the new joiners",
+    "finding the flaky test that blocked CI all week",
+    "covering my on-call shift",
+    "the client demo that won us the extension",
+    "pairing on the invoicing bug",
+    "organising the team lunch",
+    "the clear write-up of the outage",
+    "answering every question in #help this week",
+    "the migration plan, which worked first time",
+    "staying late to get the hotfix out",
+    "mentoring me through my first estimate",
+    "the new dashboard everyone now uses",
+    "taking notes in the planning meeting",
+];
+
+const CHANNELS: &[&str] = &["C0DEMOGEN1", "C0DEMODEV2", "C0DEMOSAL3", "C0DEMOOPS4"];
+
+/// People outside the company who are on its Slack: thanks to them are kept until an admin
+/// maps them to an employee.
+const GUESTS: &[(&str, &str)] = &[("U0DEMOGST1", "sam.contractor"), ("U0DEMOGST2", "lee.agency")];
 
 /// Fills the store; `progress` is told (done, total) as rows go in.
 pub fn fill(
@@ -153,11 +187,12 @@ pub fn fill(
     plan: &Plan,
     currency: Currency,
     today: NaiveDate,
+    tz: Tz,
     progress: &dyn Fn(u64, u64),
-) -> AppResult<()> {
+) -> AppResult<Filled> {
     let mut rng = StdRng::seed_from_u64(20_240_601);
     let actor = Actor::system("bravely demo");
-    let total = (plan.employees + plan.items + KINDS.len()) as u64;
+    let total = (plan.employees + plan.items + KINDS.len() + plan.thanks) as u64;
     let mut done = 0u64;
     let chunk = 1000;
 
@@ -181,6 +216,8 @@ pub fn fill(
     // Numbers in work emails continue after the employees already there, so a second run adds.
     let existing = store.read()?.last_id(Employee::TABLE)? as usize;
     let mut employee_ids = Vec::with_capacity(plan.employees);
+    // (id, name, work email) of the new active employees: the people on Slack.
+    let mut slack_people: Vec<(u64, String, String)> = Vec::new();
     let mut n = 0usize;
     while n < plan.employees {
         let batch: Vec<Employee> = (n..(n + chunk).min(plan.employees))
@@ -208,12 +245,15 @@ pub fn fill(
         let len = batch.len();
         let ids = store.write_blocking(actor.clone(), move |tx| {
             let mut ids = Vec::new();
-            for e in &batch {
-                ids.push((tx.insert(e)?, e.active));
+            for e in batch {
+                ids.push((tx.insert(&e)?, e));
             }
             Ok(ids)
         })?;
-        employee_ids.extend(ids.into_iter().filter(|(_, active)| *active).map(|(id, _)| id));
+        for (id, e) in ids.into_iter().filter(|(_, e)| e.active) {
+            employee_ids.push(id);
+            slack_people.push((id, e.name, e.work_email));
+        }
         n += len;
         done += len as u64;
         progress(done, total);
@@ -277,7 +317,142 @@ pub fn fill(
         done += len as u64;
         progress(done, total);
     }
-    Ok(())
+
+    let thanks = fill_thanks(store, &actor, plan.thanks, &slack_people, today, tz, &mut rng, &mut |n| {
+        done += n;
+        progress(done, total);
+    })?;
+    Ok(Filled { thanks })
+}
+
+/// What [`fill`] added beyond the plan's exact counts.
+pub struct Filled {
+    /// `/thanks` recorded (a few planned ones can be skipped by the rules).
+    pub thanks: usize,
+}
+
+/// `count` `/thanks` over the last four months among `people` (and the [`GUESTS`]), through
+/// the same rules as a live one ([`give_at`]): each person's Slack user is matched to their
+/// employee by email, nobody thanks themselves, and nobody gives more than two a day.
+#[allow(clippy::too_many_arguments)]
+fn fill_thanks(
+    store: &Store,
+    actor: &Actor,
+    count: usize,
+    people: &[(u64, String, String)],
+    today: NaiveDate,
+    tz: Tz,
+    rng: &mut StdRng,
+    progress: &mut dyn FnMut(u64),
+) -> AppResult<usize> {
+    if count == 0 || people.len() < 2 {
+        return Ok(0);
+    }
+    // Slack handles like "ada.nowak"; the id is derived from the employee's id, so a second
+    // run of the demo finds the same users.
+    let users: Vec<(String, String, Option<String>)> = people
+        .iter()
+        .map(|(id, name, email)| {
+            (format!("UDEMO{id:06}"), ascii(name).to_lowercase().replace(' ', "."), Some(email.clone()))
+        })
+        .chain(GUESTS.iter().map(|(id, name)| (id.to_string(), name.to_string(), None)))
+        .collect();
+    let first_trigger = store.read()?.last_id(Thanks::TABLE)? + 1;
+    let setup = users.clone();
+    store.write_blocking(actor.clone(), move |tx| {
+        for (id, name, email) in &setup {
+            if tx.find_unique::<SlackUser>("slack_id", id)?.is_none() {
+                ensure_user(tx, id, name, email.as_deref(), false)?;
+            }
+        }
+        Ok(())
+    })?;
+
+    // Working days of the last four months, up to yesterday (the demo's today is still young).
+    let days: Vec<NaiveDate> = (1..=120)
+        .map(|d| today - Duration::days(d))
+        .filter(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+        .collect();
+    let mut given: HashMap<(usize, NaiveDate), u8> = HashMap::new();
+    let mut planned = Vec::with_capacity(count);
+    let mut attempts = 0;
+    while planned.len() < count && attempts < count * 20 {
+        attempts += 1;
+        // Guests receive now and then but do not give (they are not employees).
+        let from = rng.random_range(0..people.len());
+        let day = days[rng.random_range(0..days.len())];
+        let slot = given.entry((from, day)).or_default();
+        if *slot >= 2 {
+            continue;
+        }
+        let mut to = vec![];
+        let how_many = if rng.random_ratio(1, 5) { 2 } else { 1 };
+        while to.len() < how_many {
+            let t = if rng.random_ratio(1, 25) {
+                people.len() + rng.random_range(0..GUESTS.len())
+            } else {
+                rng.random_range(0..people.len())
+            };
+            if t != from && !to.contains(&t) {
+                to.push(t);
+            }
+        }
+        let Some(at) = tz
+            .with_ymd_and_hms(day.year(), day.month(), day.day(), rng.random_range(9..18), rng.random_range(0..60), 0)
+            .single()
+        else {
+            continue;
+        };
+        *slot += 1;
+        let at = at.with_timezone(&chrono::Utc);
+        planned.push((
+            from,
+            to,
+            REASONS[rng.random_range(0..REASONS.len())],
+            CHANNELS[rng.random_range(0..CHANNELS.len())],
+            at,
+        ));
+    }
+    planned.sort_by_key(|p| p.4);
+
+    let mut trigger = first_trigger;
+    let mut recorded = 0;
+    for chunk in planned.chunks(500) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|(from, to, reason, channel, at)| {
+                let t = trigger;
+                trigger += 1;
+                (
+                    users[*from].clone(),
+                    to.iter()
+                        .map(|i| Mention { id: users[*i].0.clone(), name: users[*i].1.clone() })
+                        .collect::<Vec<_>>(),
+                    reason.to_string(),
+                    channel.to_string(),
+                    *at,
+                    format!("demo{t}"),
+                )
+            })
+            .collect();
+        let len = batch.len() as u64;
+        recorded += store.write_blocking(actor.clone(), move |tx| {
+            let mut recorded = 0;
+            for ((id, name, _), mentions, reason, channel, at, trigger) in &batch {
+                let from = Thanker { id, name, channel, trigger };
+                match give_at(tx, &from, mentions, reason, tz, *at) {
+                    Ok(crate::kudos::service::Outcome::Recorded { .. }) => recorded += 1,
+                    // A rule (an admin's lower daily cap, a guest marked as a bot) skips
+                    // that one thanks, as it would in Slack.
+                    Ok(_) | Err(crate::error::AppError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(recorded)
+        })?;
+        progress(len);
+    }
+    Ok(recorded)
 }
 
 fn ascii(s: &str) -> String {

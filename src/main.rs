@@ -156,6 +156,9 @@ struct DemoArgs {
     employees: usize,
     #[arg(long, default_value_t = 90)]
     items: usize,
+    /// `/thanks` over the last four months between the new employees (default: 3 per employee)
+    #[arg(long)]
+    thanks: Option<usize>,
 }
 
 fn init_logs(format: LogFormat) {
@@ -204,7 +207,7 @@ fn main() {
         Some(Command::User { cmd: UserCmd::Add { email, name, superuser } }) => {
             user_add(config, email, name, superuser)
         }
-        Some(Command::Demo(a)) => demo(config, a.employees, a.items),
+        Some(Command::Demo(a)) => demo(config, a.employees, a.items, a.thanks.unwrap_or(a.employees * 3)),
         Some(Command::Backup { cmd }) => backup(config, cmd),
         Some(Command::Token { cmd: TokenCmd::Add { email, name, expires_days } }) => {
             token_add(config, email, name, expires_days)
@@ -237,9 +240,10 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("empty database: adding demo data");
         bravely::demo::fill(
             &app.store,
-            &bravely::demo::Plan { employees: 40, items: 90 },
+            &bravely::demo::Plan { employees: 40, items: 90, thanks: 150 },
             app.currency,
             app.today(),
+            app.tz,
             &|_, _| {},
         )?;
     }
@@ -544,7 +548,7 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo(config: Config, employees: usize, items: usize) -> anyhow::Result<()> {
+fn demo(config: Config, employees: usize, items: usize, thanks: usize) -> anyhow::Result<()> {
     let app = open(config)?;
     let bar = indicatif::ProgressBar::new((employees + items) as u64);
     bar.set_style(
@@ -552,11 +556,12 @@ fn demo(config: Config, employees: usize, items: usize) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    bravely::demo::fill(
+    let filled = bravely::demo::fill(
         &app.store,
-        &bravely::demo::Plan { employees, items },
+        &bravely::demo::Plan { employees, items, thanks },
         app.currency,
         app.today(),
+        app.tz,
         &|done, total| {
             bar.set_length(total);
             bar.set_position(done);
@@ -565,6 +570,6 @@ fn demo(config: Config, employees: usize, items: usize) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();
     app.store.shutdown();
-    println!("added {employees} employees and {items} items in {:.1?}", started.elapsed());
+    println!("added {employees} employees, {items} items and {} thanks in {:.1?}", filled.thanks, started.elapsed());
     Ok(())
 }

@@ -336,8 +336,8 @@ async fn leaderboard_page(app: Data<&App>, ctx: Data<&Arc<Ctx>>, Query(q): Query
     let body = html! {
         p {
             a href=(link(&prev, team.as_deref())) { "← " (prev) }
-            " · " strong { (month) } " · "
-            @if month < this_month { a href=(link(&next, team.as_deref())) { (next) " →" } }
+            " · " strong { (month) }
+            @if month < this_month { " · " a href=(link(&next, team.as_deref())) { (next) " →" } }
             " · " a href="/kudos/feed" { "All thanks" }
         }
         @if !all_teams.is_empty() {

@@ -103,7 +103,7 @@ pub enum Outcome {
     },
 }
 
-/// Records `from` thanking `people` for `reason`, enforcing the rules.
+/// Records `from` thanking `people` for `reason` now, enforcing the rules.
 pub fn give(
     tx: &mut Tx<'_, '_>,
     from: &Thanker<'_>,
@@ -112,6 +112,19 @@ pub fn give(
     tz: Tz,
 ) -> Result<Outcome, AppError> {
     let now = tx.now();
+    give_at(tx, from, people, reason, tz, now)
+}
+
+/// [`give`] at a given time (the day cap and the month are those of `now` in `tz`): the
+/// demo data's history goes through the same rules as a live `/thanks`.
+pub fn give_at(
+    tx: &mut Tx<'_, '_>,
+    from: &Thanker<'_>,
+    people: &[Mention],
+    reason: &str,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Outcome, AppError> {
     let ids: Vec<String> = people.iter().map(|p| p.id.clone()).collect();
     if people.iter().any(|p| p.id == from.id) {
         return Err(rule("You can’t thank yourself — but thank you for being you."));

@@ -125,15 +125,18 @@ impl TestApp {
     }
 
     pub async fn demo(&self, employees: usize, items: usize) {
+        self.demo_with(bravely::demo::Plan { employees, items, thanks: 0 }).await;
+    }
+
+    pub async fn demo_with(&self, plan: bravely::demo::Plan) -> bravely::demo::Filled {
         let store = self.app.store.clone();
         let currency = self.app.currency;
         let today = self.app.today();
-        tokio::task::spawn_blocking(move || {
-            bravely::demo::fill(&store, &bravely::demo::Plan { employees, items }, currency, today, &|_, _| {})
-        })
-        .await
-        .expect("join")
-        .expect("demo data");
+        let tz = self.app.tz;
+        tokio::task::spawn_blocking(move || bravely::demo::fill(&store, &plan, currency, today, tz, &|_, _| {}))
+            .await
+            .expect("join")
+            .expect("demo data")
     }
 }
 

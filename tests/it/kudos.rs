@@ -402,3 +402,72 @@ async fn a_refused_leaderboard_post_is_a_failed_run() {
     assert_eq!(state.last_ok, Some(false));
     assert!(state.last_message.contains("channel_not_found"), "{}", state.last_message);
 }
+
+#[tokio::test]
+async fn demo_thanks_follow_the_rules_and_fill_the_boards() {
+    use chrono::{Datelike, Weekday};
+    use std::collections::{BTreeSet, HashMap};
+
+    let t = app_with(|c| c.time_zone = "Europe/Warsaw".into()).await;
+    let filled = t.demo_with(bravely::demo::Plan { employees: 30, items: 0, thanks: 90 }).await;
+    assert_eq!(filled.thanks, 90, "every planned /thanks passes the rules");
+
+    let today = t.app.today();
+    let r = t.app.store.read().expect("read");
+    let rows = r.all::<Thanks>().expect("thanks");
+    assert!(rows.len() >= 90, "a /thanks makes one row per person thanked: {}", rows.len());
+    assert_eq!(count::<Given>(&t), rows.len(), "one given-ledger entry per row");
+    assert_eq!(count::<Received>(&t), rows.len(), "one received-ledger entry per row");
+
+    let mut commands_per_giver_day: HashMap<(String, chrono::NaiveDate), BTreeSet<String>> = HashMap::new();
+    let mut months = BTreeSet::new();
+    for (_, th) in &rows {
+        assert_ne!(th.giver, th.receiver, "nobody thanks themselves");
+        assert!(
+            th.day < today && th.day >= today - chrono::Duration::days(120),
+            "{} within the last four months",
+            th.day
+        );
+        assert!(!matches!(th.day.weekday(), Weekday::Sat | Weekday::Sun), "{} is a working day", th.day);
+        let local = th.at.with_timezone(&t.app.tz);
+        assert_eq!(local.date_naive(), th.day, "the day is the company's (Warsaw) day");
+        assert_eq!(th.month, format!("{:04}-{:02}", local.year(), local.month()));
+        assert!(!th.reason.is_empty());
+        let command = th.key.split(':').next().expect("key").to_string();
+        commands_per_giver_day.entry((th.giver.clone(), th.day)).or_default().insert(command);
+        months.insert(th.month.clone());
+    }
+    assert!(commands_per_giver_day.values().all(|c| c.len() <= 2), "at most two /thanks a day per person");
+    assert!(months.len() >= 4, "the history spans the months: {months:?}");
+
+    // Employees' Slack users are matched to them by email; guests are kept unmapped.
+    let users = r.all::<SlackUser>().expect("users");
+    let employees: HashMap<u64, bravely::people::Employee> = r.all().expect("employees").into_iter().collect();
+    let (mapped, guests): (Vec<_>, Vec<_>) = users.iter().map(|(_, u)| u).partition(|u| u.employee.is_some());
+    assert!(!guests.is_empty() && guests.iter().all(|u| u.email.is_none()), "guests have no employee");
+    for u in &mapped {
+        let e = &employees[&u.employee.expect("mapped")];
+        assert_eq!(u.email.as_deref(), Some(e.work_email.as_str()), "{} is matched by email", u.slack_id);
+        assert!(e.active, "only active employees are on Slack");
+    }
+    assert!(rows.iter().all(|(_, th)| mapped.iter().any(|u| u.slack_id == th.giver)), "givers are employees");
+
+    // The leaderboard of the newest month names its most thanked employee.
+    let month = months.iter().next_back().expect("a month").clone();
+    let board = bravely::kudos::service::received_board(&r, &month).expect("board");
+    let top = board
+        .iter()
+        .find_map(|(id, _)| mapped.iter().find(|u| &u.slack_id == id).and_then(|u| u.employee))
+        .expect("an employee received thanks that month");
+    let name = employees[&top].name.clone();
+    drop(r);
+    t.user("boss@example.com", true, &[]).await;
+    let c = t.login("boss@example.com").await;
+    let (status, html) = c.text(&format!("/kudos?month={month}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&maud_escape(&name)), "the board names {name}");
+}
+
+fn maud_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

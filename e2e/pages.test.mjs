@@ -1,0 +1,106 @@
+// Every page a superuser can reach by following links works in a real browser.
+//
+// Starting from the home page, the test follows the same-origin links of each page it opens
+// (breadth first, GET only: every change in Bravely is a POST with a CSRF token, so following
+// links changes nothing). It opens each page like a user would and requires: a 200 answer,
+// a <title> and an <h1>, no 5xx from any request the page makes (htmx panels included), no
+// failed asset or fragment load, no Content Security Policy violation, no uncaught script
+// error, and no htmx target/swap error. Links that are downloads (CSV exports, backup files)
+// are fetched with the session instead of opened, and must answer 200 too.
+//
+// To keep it bounded, paths are grouped by shape (numbers become {id}): each shape is opened
+// at most twice, and each with at most three different query strings (sorting, filters,
+// pages), up to MAX_PAGES pages in all.
+//
+// Run through `e2e/run.sh target/debug/bravely` (demo data: employees, items, thanks).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BASE_URL, htmxIdle, launchBrowser, withPage } from './lib.mjs';
+
+const MAX_PAGES = 220;
+const PER_SHAPE = 2;
+const QUERIES_PER_SHAPE = 3;
+
+// Never followed: leaving the session, machine endpoints, and the sign-in flows (they leave
+// for the identity provider or need a fresh browser).
+const SKIP = [/^\/logout/, /^\/login/, /^\/auth\//, /^\/setup\//, /^\/slack\//, /^\/metrics/, /^\/healthz/, /^\/readyz/, /^\/assets\//];
+
+const shapeOf = (pathname) => pathname.replace(/\/\d+(?=\/|$)/g, '/{id}');
+
+describe('every page', () => {
+  let browser;
+  const getBrowser = () => browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('reachable from the home page loads without errors', withPage(getBrowser, async ({ page, t }) => {
+    const failures = [];
+    // Assets or fragments that failed to load (a broken link inside the page).
+    page.on('response', (resp) => {
+      if (resp.url().startsWith(BASE_URL) && resp.status() >= 400 && resp.request().resourceType() !== 'document') {
+        failures.push(`${resp.status()} for ${resp.request().resourceType()} ${resp.url()} (on ${page.url()})`);
+      }
+    });
+
+    const queue = ['/'];
+    const seen = new Set(queue);
+    const opened = new Map(); // shape -> count
+    const queries = new Map(); // shape -> count of query-string variants
+    const visited = [];
+    let downloads = 0;
+
+    while (queue.length && visited.length < MAX_PAGES) {
+      const target = queue.shift();
+      const url = new URL(target, BASE_URL);
+      const shape = shapeOf(url.pathname);
+      if ((opened.get(shape) ?? 0) >= PER_SHAPE) continue;
+      if (url.search && (queries.get(shape) ?? 0) >= QUERIES_PER_SHAPE) continue;
+
+      // Downloads are not pages: ask with the session's cookies and check the answer.
+      const head = await page.request.get(target, { maxRedirects: 5 });
+      const type = head.headers()['content-type'] ?? '';
+      if (!type.startsWith('text/html')) {
+        downloads += 1;
+        if (head.status() !== 200) failures.push(`GET ${target} (${type || 'no type'}) answered ${head.status()}`);
+        continue;
+      }
+
+      opened.set(shape, (opened.get(shape) ?? 0) + 1);
+      if (url.search) queries.set(shape, (queries.get(shape) ?? 0) + 1);
+      visited.push(target);
+      const resp = await page.goto(target);
+      if (!resp || resp.status() !== 200) {
+        failures.push(`GET ${target} answered ${resp?.status() ?? 'nothing'}`);
+        continue;
+      }
+      await htmxIdle(page);
+      const title = (await page.title()).trim();
+      if (!title) failures.push(`${target}: no <title>`);
+      if ((await page.locator('h1').count()) === 0) failures.push(`${target}: no <h1>`);
+
+      const links = await page.locator('a[href]').evaluateAll((as) => as.map((a) => a.href));
+      for (const href of links) {
+        const next = new URL(href);
+        if (next.origin !== new URL(BASE_URL).origin) continue;
+        if (SKIP.some((re) => re.test(next.pathname))) continue;
+        const key = next.pathname + next.search;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        queue.push(key);
+      }
+    }
+
+    t.diagnostic(`opened ${visited.length} pages of ${opened.size} shapes, fetched ${downloads} downloads; ${queue.length} links left unvisited`);
+    assert.deepEqual(failures, [], 'pages with problems');
+    // The crawl must have gone somewhere: the modules' lists, the admin, and the kudos pages.
+    for (const shape of ['/admin', '/kudos', '/kudos/feed', '/backups']) {
+      assert.ok([...opened.keys()].some((s) => s === shape || s === `${shape}/`), `the crawl reached ${shape} (shapes: ${[...opened.keys()].join(' ')})`);
+    }
+    assert.ok(visited.length >= 40, `at least 40 pages opened (got ${visited.length})`);
+  }, { login: true }));
+});
