@@ -3,7 +3,8 @@
 // Starting from the home page, the test follows the same-origin links of each page it opens
 // (breadth first, GET only: every change in Bravely is a POST with a CSRF token, so following
 // links changes nothing). It opens each page like a user would and requires: a 200 answer,
-// a <title> and an <h1>, no 5xx from any request the page makes (htmx panels included), no
+// a <title> and an <h1>, a layout that fits the window (no sideways page scroll, no table
+// running under the filters panel), no 5xx from any request the page makes (htmx panels included), no
 // failed asset or fragment load, no Content Security Policy violation, no uncaught script
 // error, and no htmx target/swap error. Links that are downloads (CSV exports, backup files)
 // are fetched with the session instead of opened, and must answer 200 too.
@@ -25,6 +26,29 @@ const QUERIES_PER_SHAPE = 3;
 // Never followed: leaving the session, machine endpoints, and the sign-in flows (they leave
 // for the identity provider or need a fresh browser).
 const SKIP = [/^\/logout/, /^\/login/, /^\/auth\//, /^\/setup\//, /^\/slack\//, /^\/metrics/, /^\/healthz/, /^\/readyz/, /^\/assets\//];
+
+// Runs in the page: what is laid out wrong at the test's 1280 px width. The page must not
+// scroll sideways, and a table in a list column must not run under the filters panel beside
+// it unless a scrolling box clips it.
+function layoutProblems() {
+  const problems = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth + 1) problems.push(`the page scrolls sideways (${root.scrollWidth} px wide in ${root.clientWidth})`);
+  const aside = document.querySelector('aside.filters');
+  const column = document.querySelector('.list-main');
+  if (aside && column) {
+    const limit = aside.getBoundingClientRect().left;
+    for (const table of column.querySelectorAll('table')) {
+      let clipped = false;
+      for (let el = table.parentElement; el && el !== column.parentElement; el = el.parentElement) {
+        if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(el).overflowX)) clipped = true;
+      }
+      const right = table.getBoundingClientRect().right;
+      if (!clipped && right > limit + 1) problems.push(`a table runs ${Math.round(right - limit)} px under the filters panel`);
+    }
+  }
+  return problems;
+}
 
 const shapeOf = (pathname) => pathname.replace(/\/\d+(?=\/|$)/g, '/{id}');
 
@@ -82,6 +106,8 @@ describe('every page', () => {
       const title = (await page.title()).trim();
       if (!title) failures.push(`${target}: no <title>`);
       if ((await page.locator('h1').count()) === 0) failures.push(`${target}: no <h1>`);
+      const layout = await page.evaluate(layoutProblems);
+      for (const problem of layout) failures.push(`${target}: ${problem}`);
 
       const links = await page.locator('a[href]').evaluateAll((as) => as.map((a) => a.href));
       for (const href of links) {

@@ -353,7 +353,8 @@ fn fill_thanks(
     let users: Vec<(String, String, Option<String>)> = people
         .iter()
         .map(|(id, name, email)| {
-            (format!("UDEMO{id:06}"), ascii(name).to_lowercase().replace(' ', "."), Some(email.clone()))
+            let handle: Vec<String> = name.split(' ').map(|w| ascii(w).to_lowercase()).collect();
+            (format!("UDEMO{id:06}"), handle.join("."), Some(email.clone()))
         })
         .chain(GUESTS.iter().map(|(id, name)| (id.to_string(), name.to_string(), None)))
         .collect();

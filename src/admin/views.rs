@@ -117,7 +117,9 @@ pub fn list_page(ctx: &Ctx, reg: &Registry, res: &dyn AdminResource, params: &Li
                             button.btn.btn-small type="submit" { "Go" }
                         }
                     }
-                    table.list {
+                    // Wider than the column (long emails, many fields): it scrolls sideways
+                    // instead of running under the filters.
+                    div.table-scroll { table.list {
                         thead { tr {
                             @if can_delete { th { input.select-all type="checkbox" aria-label="Select all"; } }
                             @for (_, f) in &cols {
@@ -149,7 +151,7 @@ pub fn list_page(ctx: &Ctx, reg: &Registry, res: &dyn AdminResource, params: &Li
                                 }
                             }
                         }
-                    }
+                    } }
                 }
                 @if pages > 1 {
                     nav.pagination aria-label="Pages" {
