@@ -56,6 +56,9 @@ impl NavEntry {
 
 /// Extra markup a module shows under a resource's edit form (e.g. inventory assignments).
 pub type Panel = fn(&App, &Ctx, u64) -> Markup;
+/// A module's card on the home page: its few numbers that matter, or `None` when the user may
+/// not see them. It must be cheap (it runs on every visit to the home page).
+pub type Glance = fn(&App, &Ctx) -> Option<Markup>;
 
 /// What a business module contributes. Adding a module is adding a folder and one line in
 /// [`modules`].
@@ -77,6 +80,9 @@ pub trait Module: Send + Sync {
     }
     fn panels(&self) -> Vec<(&'static str, Panel)> {
         vec![]
+    }
+    fn glance(&self) -> Option<Glance> {
+        None
     }
     /// Path prefixes whose POSTs are authenticated another way (signed webhooks) and skip CSRF.
     fn csrf_exempt(&self) -> Vec<&'static str> {
@@ -133,6 +139,8 @@ pub struct AppInner {
     pub oidc: auth::oidc::Oidc,
     pub nav: Vec<NavEntry>,
     pub panels: Vec<(&'static str, Panel)>,
+    /// The modules' cards on the home page, in module order.
+    pub glances: Vec<Glance>,
     pub currency: money::Currency,
     pub tz: chrono_tz::Tz,
     pub imports: admin::import::Jobs,
@@ -179,6 +187,7 @@ impl App {
         let mut perms = Vec::new();
         let mut nav = Vec::new();
         let mut panels = Vec::new();
+        let mut glances = Vec::new();
         let mut listeners: Vec<Arc<dyn Listener>> = Vec::new();
         let mut csrf_exempt = Vec::new();
         let mut job_list = Vec::new();
@@ -189,6 +198,7 @@ impl App {
             perms.extend(m.permissions());
             nav.extend(m.nav());
             panels.extend(m.panels());
+            glances.extend(m.glance());
             listeners.extend(m.listeners());
         }
         let registry = Arc::new(Registry::new(resources, perms)?);
@@ -232,6 +242,7 @@ impl App {
             oidc,
             nav,
             panels,
+            glances,
             currency,
             tz,
             imports: admin::import::Jobs::default(),
@@ -362,8 +373,15 @@ fn readyz(app: Data<&App>) -> Response {
 fn home(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> Response {
     use maud::html;
     let entries: Vec<&NavEntry> = app.nav.iter().filter(|e| e.perm.as_deref().is_none_or(|p| ctx.can(p))).collect();
+    let glances: Vec<Markup> = app.glances.iter().filter_map(|g| g(&app, &ctx)).collect();
     let body = html! {
         p { "Welcome, " (ctx.user.as_ref().map(|u| u.name.as_str()).unwrap_or("")) "." }
+        @if !glances.is_empty() {
+            section.glance aria-label="At a glance" {
+                div.cards { @for g in &glances { (g) } }
+            }
+            h2.section-title { "Pages" }
+        }
         div.cards {
             @for e in entries {
                 div.card { h3 { a href=(e.href) { (e.label) } } p.muted { (e.group) } }

@@ -47,11 +47,11 @@ fn int(v: &Value) -> i64 {
     }
 }
 
-#[handler]
-async fn overview(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
+/// Stock per item kind, sorted by name, from the list models (no database read).
+fn stock(app: &App) -> AppResult<Vec<KindStats>> {
     let kinds = app.registry.get("item-kinds").ok_or(AppError::NotFound)?;
     let items = app.registry.get("items").ok_or(AppError::NotFound)?;
-    let (k_track, k_low) = (idx(&app, "item-kinds", "tracking"), idx(&app, "item-kinds", "low_stock"));
+    let (k_track, k_low) = (idx(app, "item-kinds", "tracking"), idx(app, "item-kinds", "low_stock"));
     let mut stats: BTreeMap<u64, KindStats> = kinds
         .model()
         .all()
@@ -66,10 +66,10 @@ async fn overview(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> 
         })
         .collect();
     let (i_kind, i_qty, i_out, i_who) = (
-        idx(&app, "items", "kind"),
-        idx(&app, "items", "quantity"),
-        idx(&app, "items", "assigned_qty"),
-        idx(&app, "items", "assignee"),
+        idx(app, "items", "kind"),
+        idx(app, "items", "quantity"),
+        idx(app, "items", "assigned_qty"),
+        idx(app, "items", "assignee"),
     );
     for row in items.model().all() {
         if let Some(Value::Ref(k)) = row.values.get(i_kind)
@@ -81,11 +81,44 @@ async fn overview(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> 
     }
     let mut list: Vec<KindStats> = stats.into_values().collect();
     list.sort_by_key(|s| s.name.to_lowercase());
+    Ok(list)
+}
+
+impl KindStats {
+    fn low_on_stock(&self) -> bool {
+        self.low.is_some_and(|l| self.total - self.assigned < l)
+    }
+}
+
+/// The home page's inventory card (for those who may view items).
+pub fn glance(app: &App, ctx: &Ctx) -> Option<Markup> {
+    if !ctx.can("items.view") {
+        return None;
+    }
+    let list = stock(app).ok()?;
+    let total: i64 = list.iter().map(|s| s.total).sum();
+    let out: i64 = list.iter().map(|s| s.assigned).sum();
+    let low = list.iter().filter(|s| s.low_on_stock()).count();
+    Some(html! {
+        div.card.glance-card {
+            h3 { a href="/inventory" { "Inventory" } }
+            div.stat { span.stat-value { (total - out) } span.stat-label { "free of " (total) " items" } }
+            p.muted {
+                @if low == 0 { "No kind is low on stock." }
+                @else { a href="/inventory" { (low) " kind" @if low != 1 { "s" } " low on stock" } }
+            }
+        }
+    })
+}
+
+#[handler]
+async fn overview(app: Data<&App>, ctx: Data<&Arc<Ctx>>) -> AppResult<Response> {
+    let list = stock(&app)?;
     let body = html! {
         div.cards {
             div.card { div.stat { span.stat-value { (list.iter().map(|s| s.total).sum::<i64>()) } span.stat-label { "items in stock" } } }
             div.card { div.stat { span.stat-value { (list.iter().map(|s| s.assigned).sum::<i64>()) } span.stat-label { "handed out" } } }
-            div.card { div.stat { span.stat-value { (list.iter().filter(|s| s.low.is_some_and(|l| s.total - s.assigned < l)).count()) } span.stat-label { "kinds low on stock" } } }
+            div.card { div.stat { span.stat-value { (list.iter().filter(|s| s.low_on_stock()).count()) } span.stat-label { "kinds low on stock" } } }
         }
         table.list {
             thead { tr { th { "Kind" } th { "Tracking" } th.num { "Total" } th.num { "Assigned" } th.num { "Free" } th { "" } } }

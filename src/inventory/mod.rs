@@ -33,6 +33,9 @@ impl Module for Inventory {
             NavEntry::new("Inventory", "Assignments", paths::admin_list("assignments"), Some("assignments.view")),
         ]
     }
+    fn glance(&self) -> Option<crate::Glance> {
+        Some(handlers::glance)
+    }
     fn panels(&self) -> Vec<(&'static str, crate::Panel)> {
         vec![("items", handlers::item_panel_for_edit)]
     }

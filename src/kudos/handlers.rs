@@ -241,6 +241,27 @@ fn me_text(app: &App, user: &str) -> Result<String, crate::store::StoreError> {
     ))
 }
 
+/// The home page's kudos card: this month's thanks and who was thanked most (everyone signed
+/// in sees the leaderboard, so everyone sees this).
+pub fn glance(app: &App, _ctx: &Ctx) -> Option<Markup> {
+    let month = service::month_of(app.store.now(), app.tz);
+    let r = app.store.read().ok()?;
+    let thanks = r.find_by::<Received>("month", &crate::store::Value::text(month.clone())).ok()?.len();
+    let board = service::received_board(&r, &month).ok()?;
+    let names = Names::new(&r);
+    let top: Vec<String> = board.iter().take(3).map(|(id, _)| names.name(id)).collect();
+    Some(html! {
+        div.card.glance-card {
+            h3 { a href="/kudos" { "Kudos" } }
+            div.stat { span.stat-value { (thanks) } span.stat-label { "thanks this month (" (month) ")" } }
+            p.muted {
+                @if top.is_empty() { "Nobody has been thanked yet this month." }
+                @else { "Most thanked: " (top.join(", ")) }
+            }
+        }
+    })
+}
+
 /// Names for Slack users: the employee's name when mapped, else the Slack name.
 /// Looked up per Slack id through the indexes and remembered for the page: a page shows a few
 /// dozen people, so it never reads every employee.

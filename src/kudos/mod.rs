@@ -39,6 +39,9 @@ impl Module for Kudos {
             NavEntry::new("Kudos", "Points settings", paths::admin_list("kudos-settings"), Some("kudos-settings.view")),
         ]
     }
+    fn glance(&self) -> Option<crate::Glance> {
+        Some(handlers::glance)
+    }
     fn panels(&self) -> Vec<(&'static str, crate::Panel)> {
         vec![("employees", handlers::employee_panel)]
     }

@@ -232,3 +232,45 @@ async fn the_last_superuser_cannot_be_demoted() {
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap_or_default().contains("last active superuser"));
 }
+
+/// The home page's module cards: each shows only to those who may see its numbers, and the
+/// numbers are the stored ones.
+#[tokio::test]
+async fn home_page_cards_follow_permissions_and_count_what_is_stored() {
+    use bravely::inventory::Item;
+    use bravely::people::Employee;
+
+    let t = TestApp::spawn().await;
+    t.demo_with(bravely::demo::Plan { employees: 25, items: 40, thanks: 30 }).await;
+    let (current, in_stock) = {
+        let r = t.app.store.read().expect("read");
+        let employees = r.all::<Employee>().expect("employees");
+        let items = r.all::<Item>().expect("items");
+        (employees.iter().filter(|(_, e)| e.active).count(), items.iter().map(|(_, i)| i.quantity).sum::<i64>())
+    };
+    let card = |html: &str, title: &str| -> Option<String> {
+        let at = html.find(&format!(">{title}</a></h3>"))?;
+        let rest = &html[at..];
+        Some(rest[..rest.find("</div></div>").unwrap_or(rest.len())].to_string())
+    };
+
+    t.user("boss@example.com", true, &[]).await;
+    let (status, html) = t.login("boss@example.com").await.text("/").await;
+    assert_eq!(status, 200);
+    let people = card(&html, "People").expect("the superuser sees the People card");
+    assert!(people.contains(&format!("<span class=\"stat-value\">{current}</span>")), "{people}");
+    let inventory = card(&html, "Inventory").expect("the superuser sees the Inventory card");
+    assert!(inventory.contains(&format!("free of {in_stock} items")), "{inventory}");
+    let kudos = card(&html, "Kudos").expect("everyone sees the Kudos card");
+    assert!(kudos.contains("thanks this month"), "{kudos}");
+
+    t.user("stores@example.com", false, &["items.view"]).await;
+    let (_, html) = t.login("stores@example.com").await.text("/").await;
+    assert!(card(&html, "Inventory").is_some(), "items.view shows the Inventory card");
+    assert!(card(&html, "People").is_none(), "without employees.view, no People card");
+
+    t.user("nobody@example.com", false, &[]).await;
+    let (_, html) = t.login("nobody@example.com").await.text("/").await;
+    assert!(card(&html, "Inventory").is_none() && card(&html, "People").is_none(), "no numbers without permissions");
+    assert!(card(&html, "Kudos").is_some(), "the leaderboard is for everyone signed in");
+}
