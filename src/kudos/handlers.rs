@@ -241,22 +241,30 @@ fn me_text(app: &App, user: &str) -> Result<String, crate::store::StoreError> {
     ))
 }
 
-/// The home page's kudos card: this month's thanks and who was thanked most (everyone signed
-/// in sees the leaderboard, so everyone sees this).
-pub fn glance(app: &App, _ctx: &Ctx) -> Option<Markup> {
+/// The home page's kudos card: how many thanks this month (one index read, no rows decoded,
+/// so it stays cheap however many there are), and the signed-in person's own points when
+/// their account's email is an employee's with a Slack user. Everyone signed in may see the
+/// leaderboard, so everyone gets the card.
+pub fn glance(app: &App, ctx: &Ctx) -> Option<Markup> {
     let month = service::month_of(app.store.now(), app.tz);
     let r = app.store.read().ok()?;
     let thanks = r.find_by::<Received>("month", &crate::store::Value::text(month.clone())).ok()?.len();
-    let board = service::received_board(&r, &month).ok()?;
-    let names = Names::new(&r);
-    let top: Vec<String> = board.iter().take(3).map(|(id, _)| names.name(id)).collect();
+    let mine = ctx.user.as_ref().and_then(|u| {
+        let (employee, _) = r.find_unique::<Employee>("work_email", &u.email).ok()??;
+        let slack = r.find_by::<SlackUser>("employee", &crate::store::Value::Ref(employee)).ok()?;
+        let user = r.get::<SlackUser>(*slack.first()?).ok()??;
+        service::my_points(&r, &user.slack_id, &month).ok()
+    });
     Some(html! {
         div.card.glance-card {
             h3 { a href="/kudos" { "Kudos" } }
             div.stat { span.stat-value { (thanks) } span.stat-label { "thanks this month (" (month) ")" } }
             p.muted {
-                @if top.is_empty() { "Nobody has been thanked yet this month." }
-                @else { "Most thanked: " (top.join(", ")) }
+                @if let Some([(received, given), _]) = mine {
+                    "You: " (received) " points received, " (given) " given this month."
+                } @else {
+                    a href="/kudos" { "See who was thanked most" }
+                }
             }
         }
     })

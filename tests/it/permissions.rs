@@ -273,4 +273,24 @@ async fn home_page_cards_follow_permissions_and_count_what_is_stored() {
     let (_, html) = t.login("nobody@example.com").await.text("/").await;
     assert!(card(&html, "Inventory").is_none() && card(&html, "People").is_none(), "no numbers without permissions");
     assert!(card(&html, "Kudos").is_some(), "the leaderboard is for everyone signed in");
+
+    // Someone whose account email is an employee's with a Slack user sees their own points.
+    let (email, slack_id) = {
+        let r = t.app.store.read().expect("read");
+        let (_, su) = r
+            .all::<bravely::kudos::SlackUser>()
+            .expect("slack users")
+            .into_iter()
+            .find(|(_, u)| u.employee.is_some())
+            .expect("a mapped Slack user");
+        let e = r.get::<Employee>(su.employee.expect("mapped")).expect("get").expect("employee");
+        (e.work_email, su.slack_id)
+    };
+    let month = bravely::kudos::service::month_of(t.app.store.now(), t.app.tz);
+    let [(received, given), _] =
+        bravely::kudos::service::my_points(&t.app.store.read().expect("read"), &slack_id, &month).expect("points");
+    t.user(&email, false, &[]).await;
+    let (_, html) = t.login(&email).await.text("/").await;
+    let kudos = card(&html, "Kudos").expect("Kudos card");
+    assert!(kudos.contains(&format!("You: {received} points received, {given} given this month.")), "{kudos}");
 }
