@@ -18,7 +18,8 @@
 # bridge and no iptables rules, on a socket in a temporary directory, and stops it by PID.
 # The container uses the host's network and listens on 127.0.0.1 only.
 #
-# Exit status: 0 passed, 1 failed, 77 no engine could be started here (skipped).
+# Exit status: 0 passed, 1 failed, 77 no engine could be started here, or it cannot run a
+# container of the bare binary (skipped).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${1:-$ROOT/target/x86_64-unknown-linux-musl/dist/bravely}
@@ -33,7 +34,7 @@ cleanup() {
   set +e
   if [[ -n ${DOCKER:-} ]]; then
     $DOCKER rm -f bravely-check-1-$$ bravely-check-2-$$ >/dev/null 2>&1
-    $DOCKER rmi -f "$TAG" >/dev/null 2>&1
+    $DOCKER rmi -f "$TAG" "$TAG-probe" >/dev/null 2>&1
   fi
   if [[ -n $DOCKERD_PID ]]; then
     kill -TERM "$DOCKERD_PID" 2>/dev/null
@@ -78,6 +79,21 @@ else
   fi
   echo "started a private dockerd (pid $DOCKERD_PID): $($DOCKER version --format '{{.Server.Version}}')"
 fi
+
+# Can this engine run a container at all (cgroups, namespaces, host network)? Probe with the
+# binary alone printing its version, so that a machine whose engine starts but cannot run
+# containers is told apart from a broken image.
+mkdir -p "$WORK/probe"
+cp "$BIN" "$WORK/probe/probe"
+printf 'FROM scratch\nCOPY probe /probe\nENTRYPOINT ["/probe", "--version"]\n' >"$WORK/probe/Dockerfile"
+if ! $DOCKER build -q -t "$TAG-probe" "$WORK/probe" >/dev/null 2>"$WORK/probe.err" ||
+  ! probe=$($DOCKER run --rm --network host "$TAG-probe" 2>>"$WORK/probe.err"); then
+  echo "this engine cannot run containers here (image not checked):" >&2
+  tail -n 5 "$WORK/probe.err" >&2
+  exit 77
+fi
+$DOCKER rmi -f "$TAG-probe" >/dev/null 2>&1 || true
+echo "the engine runs containers: $probe"
 
 # The build context: the binary, the CA bundle, and the Dockerfile's final stage behind a
 # stand-in build stage that provides the two paths that stage copies from.
