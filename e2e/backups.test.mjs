@@ -6,8 +6,8 @@
 // (it restarts the server the other tests use); tests/it/restore.rs does it against the binary.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { eventually, launchBrowser, normalize, open, withPage } from './lib.mjs';
+import { describe, it } from 'node:test';
+import { eventually, normalize, open, sharedBrowser, withPage } from './lib.mjs';
 
 const SEL = {
   backupNow: 'form[action="/backups"] button[type=submit]',
@@ -17,14 +17,7 @@ const SEL = {
 };
 
 describe('backups and scheduled jobs', () => {
-  let browser;
-  const getBrowser = () => browser;
-  before(async () => {
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const getBrowser = sharedBrowser();
 
   it('a manual backup is listed and verifies', withPage(getBrowser, async ({ page }) => {
     await open(page, '/backups');

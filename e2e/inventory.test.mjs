@@ -10,7 +10,7 @@
 // <select>). Every selector and URL the tests rely on is in SEL / URLS.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   ADMIN_EMAIL,
   ADMIN_NAME,
@@ -18,12 +18,12 @@ import {
   cssString,
   eventually,
   htmxIdle,
-  launchBrowser,
   listTotal,
   login,
   normalize,
   open,
   readTable,
+  sharedBrowser,
   withPage,
 } from './lib.mjs';
 
@@ -204,17 +204,9 @@ async function expectAssignee(page, name, when) {
 // ---------------------------------------------------------------------------
 
 describe('inventory', () => {
-  let browser;
-  const getBrowser = () => browser;
+  const getBrowser = sharedBrowser();
   // Set by the assign test, read by the later ones.
   let assigned = null;
-
-  before(async () => {
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-  });
 
   it('anonymous visitors are sent to the login page, and back after signing in', withPage(getBrowser, async ({ page, context }) => {
     await page.goto(URLS.items);

@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -61,6 +62,22 @@ export async function launchBrowser() {
     headless: process.env.HEADED !== '1',
     args: CHROMIUM_ARGS,
   });
+}
+
+/**
+ * One browser for the tests of a `describe` block: call it in the block's body; it launches
+ * the browser before the block's tests, closes it after them, and returns a getter for it
+ * (what `withPage` takes).
+ */
+export function sharedBrowser() {
+  let browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => browser;
 }
 
 /**

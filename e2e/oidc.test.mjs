@@ -10,8 +10,8 @@
 // a new user whose only permissions are their group's.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { launchBrowser, login, normalize, open, withPage } from './lib.mjs';
+import { describe, it } from 'node:test';
+import { login, normalize, open, sharedBrowser, withPage } from './lib.mjs';
 
 const OIDC = {
   issuer: process.env.OIDC_ISSUER,
@@ -32,18 +32,12 @@ const SEL = {
 };
 
 describe('organisation sign-in (OpenID Connect)', { skip: OIDC.issuer ? false : 'OIDC_ISSUER is not set (run e2e/run.sh)' }, () => {
-  let browser;
-  before(async () => {
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const getBrowser = sharedBrowser();
 
   it(
     'the administrator maps the "eng" group to a Bravely group that may view items',
     withPage(
-      () => browser,
+      getBrowser,
       async ({ page }) => {
         await open(page, '/admin/groups/new');
         await page.locator(SEL.groupName).fill('Engineers');
@@ -59,7 +53,7 @@ describe('organisation sign-in (OpenID Connect)', { skip: OIDC.issuer ? false : 
   it(
     'a new user signs in through the provider and lands on the page they asked for, with their group\'s permissions',
     withPage(
-      () => browser,
+      getBrowser,
       async ({ page }) => {
         // Not signed in: the item list sends the browser to the sign-in page, next kept.
         await page.goto('/admin/items/');
@@ -90,7 +84,7 @@ describe('organisation sign-in (OpenID Connect)', { skip: OIDC.issuer ? false : 
   it(
     'the administrator sees the new account, without a password, in the Engineers group',
     withPage(
-      () => browser,
+      getBrowser,
       async ({ page }) => {
         await open(page, `/admin/users/?q=${encodeURIComponent(OIDC.email)}`);
         const row = page.locator('table.list tbody tr', { hasText: OIDC.email });
@@ -106,18 +100,12 @@ describe('organisation sign-in (OpenID Connect)', { skip: OIDC.issuer ? false : 
 
 // The password form still works for the administrator next to the button (break-glass).
 describe('the sign-in page', () => {
-  let browser;
-  before(async () => {
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const getBrowser = sharedBrowser();
 
   it(
     'shows the organisation button next to the password form',
     withPage(
-      () => browser,
+      getBrowser,
       async ({ page }) => {
         await open(page, '/login');
         assert.equal(await page.locator(SEL.providerButton).count(), OIDC.issuer ? 1 : 0);

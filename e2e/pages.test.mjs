@@ -17,8 +17,8 @@
 // Run through `e2e/run.sh target/debug/bravely` (demo data: employees, items, thanks).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { BASE_URL, htmxIdle, launchBrowser, withPage } from './lib.mjs';
+import { describe, it } from 'node:test';
+import { BASE_URL, htmxIdle, sharedBrowser, withPage } from './lib.mjs';
 
 const MAX_PAGES = 220;
 const PER_SHAPE = 2;
@@ -127,14 +127,7 @@ function assertReach({ opened, visited }, min) {
 }
 
 describe('every page', () => {
-  let browser;
-  const getBrowser = () => browser;
-  before(async () => {
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const getBrowser = sharedBrowser();
 
   it('reachable from the home page loads without errors', withPage(getBrowser, async ({ page, t }) => {
     const run = await crawl(page, { perShape: PER_SHAPE, queriesPerShape: QUERIES_PER_SHAPE, maxPages: MAX_PAGES });
