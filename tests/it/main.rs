@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod destinations;
 mod golden;
+mod help;
 mod inventory;
 mod jobs;
 mod kudos;
