@@ -9,6 +9,7 @@ mod backups;
 mod cli;
 mod crash;
 mod destinations;
+mod docs;
 mod golden;
 mod help;
 mod inventory;
