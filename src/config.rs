@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+pub mod reference;
 
 /// A string that never reaches logs or `Debug` output.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -23,20 +25,27 @@ impl Secret {
     }
 }
 
+/// Serialized redacted too (serialization exists for the configuration reference's check).
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_empty() { "\"\"" } else { "\"[redacted]\"" })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -60,27 +69,28 @@ pub struct Config {
     pub backups: BackupsConfig,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// A Slack incoming-webhook URL: failed jobs and backups post a message there.
     pub slack_webhook_url: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupsConfig {
     /// Where the default weekly full backup goes (a URL such as `s3://bucket/bravely`); without
     /// it, that policy keeps its backups in `<data dir>/backups` too.
     pub remote: Option<String>,
-    /// Backup policies; when none are given, the two default ones apply (see the README).
+    /// Backup policies; when none are given, the two default ones apply (see
+    /// docs/src/operators/backups.md).
     pub policies: Vec<PolicyConfig>,
     /// `[backups.storage]`: options of remote destinations (`s3://`, `gs://`, `az://`).
     pub storage: crate::backups::destination::StorageOptions,
 }
 
 /// One `[[backups.policies]]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Shown in the list and in file names: lowercase letters, digits and dashes.
@@ -110,14 +120,14 @@ fn default_scope() -> String {
 }
 
 /// Organisation sign-in through OpenID Connect providers (`[[oidc.providers]]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcConfig {
     pub providers: Vec<OidcProvider>,
 }
 
 /// One OpenID provider. Its redirect URI is `public_url` + `/auth/oidc/callback`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcProvider {
     /// Short name used in URLs (`/auth/oidc/{id}/login`): lowercase letters, digits, `-`, `_`.
@@ -164,7 +174,7 @@ fn default_scopes() -> Vec<String> {
 }
 
 /// Who may sign in with a password (`login.password_login`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PasswordLogin {
     Everyone,
@@ -183,7 +193,7 @@ impl std::str::FromStr for PasswordLogin {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackConfig {
     /// Verifies requests from Slack. Without it `/slack/commands` answers 503.
@@ -211,7 +221,7 @@ impl Default for SlackConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
     /// A session unused for this long ends.
@@ -220,7 +230,7 @@ pub struct SessionConfig {
     pub absolute_hours: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
     /// Failed attempts allowed per account within `window_minutes`.
@@ -276,36 +286,6 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Environment variables this program reads, with what they set.
-const KNOWN_ENV: &[&str] = &[
-    "BRAVELY_LISTEN",
-    "BRAVELY_DATA_DIR",
-    "BRAVELY_CONFIG",
-    "BRAVELY_PUBLIC_URL",
-    "BRAVELY_LOG_FORMAT",
-    "BRAVELY_LOG",
-    "BRAVELY_CURRENCY",
-    "BRAVELY_TIME_ZONE",
-    "BRAVELY_SESSION_IDLE_MINUTES",
-    "BRAVELY_SESSION_ABSOLUTE_HOURS",
-    "BRAVELY_SLACK_SIGNING_SECRET",
-    "BRAVELY_SLACK_BOT_TOKEN",
-    "BRAVELY_SLACK_LEADERBOARD_CHANNEL",
-    "BRAVELY_METRICS_TOKEN",
-    "BRAVELY_ALERTS_SLACK_WEBHOOK_URL",
-    "BRAVELY_BACKUPS_REMOTE",
-    "BRAVELY_PASSWORD_LOGIN",
-    "BRAVELY_BACKUPS_S3_ENDPOINT",
-    "BRAVELY_BACKUPS_S3_REGION",
-    "BRAVELY_BACKUPS_S3_ACCESS_KEY_ID",
-    "BRAVELY_BACKUPS_S3_SECRET_ACCESS_KEY",
-    "BRAVELY_BACKUPS_S3_PATH_STYLE",
-    "BRAVELY_BACKUPS_S3_ALLOW_HTTP",
-    "BRAVELY_BACKUPS_GCS_SERVICE_ACCOUNT_KEY",
-    "BRAVELY_BACKUPS_AZURE_ACCOUNT",
-    "BRAVELY_BACKUPS_AZURE_ACCESS_KEY",
-];
-
 impl Config {
     /// Builds the configuration from every source, in order of precedence.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
@@ -315,8 +295,8 @@ impl Config {
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
         for (key, _) in std::env::vars() {
-            let known =
-                KNOWN_ENV.contains(&key.as_str()) || key.strip_suffix("_FILE").is_some_and(|k| KNOWN_ENV.contains(&k));
+            let base = key.strip_suffix("_FILE").unwrap_or(&key);
+            let known = reference::known_env().any(|k| k == key || k == base);
             if key.starts_with("BRAVELY_") && !known {
                 tracing::warn!(variable = %key, "unknown BRAVELY_* environment variable ignored");
             }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod help;
 pub mod inventory;
 pub mod jobs;
 pub mod kudos;
@@ -88,6 +89,10 @@ pub trait Module: Send + Sync {
     fn csrf_exempt(&self) -> Vec<&'static str> {
         vec![]
     }
+    /// The user-guide chapter of this module's pages (the "?" in the header links to it).
+    fn help(&self) -> Option<help::Help> {
+        None
+    }
     /// Scheduled jobs (see [`jobs`]); configuration errors stop the start.
     fn jobs(&self, _config: &Config) -> anyhow::Result<Vec<jobs::Job>> {
         Ok(vec![])
@@ -114,6 +119,9 @@ impl Module for Accounts {
             NavEntry::new("Administration", "All admin pages", web::paths::admin_index(), None),
         ]
     }
+    fn help(&self) -> Option<help::Help> {
+        Some(help::Help { chapter: "accounts", prefixes: &[] })
+    }
 }
 
 pub fn modules() -> Vec<Box<dyn Module>> {
@@ -125,6 +133,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(backups::Backups),
         Box::new(tokens::Tokens),
         Box::new(jobs::handlers::Jobs),
+        Box::new(help::handlers::HelpPages),
     ]
 }
 
@@ -141,6 +150,8 @@ pub struct AppInner {
     pub panels: Vec<(&'static str, Panel)>,
     /// The modules' cards on the home page, in module order.
     pub glances: Vec<Glance>,
+    /// Path prefix -> help chapter, from each module's [`Module::help`].
+    pub help: Vec<(String, &'static str)>,
     pub currency: money::Currency,
     pub tz: chrono_tz::Tz,
     pub imports: admin::import::Jobs,
@@ -191,7 +202,13 @@ impl App {
         let mut listeners: Vec<Arc<dyn Listener>> = Vec::new();
         let mut csrf_exempt = Vec::new();
         let mut job_list = Vec::new();
+        let mut help_map = Vec::new();
         for m in &mods {
+            if let Some(h) = m.help() {
+                anyhow::ensure!(help::exists(h.chapter), "module {}: no help chapter {:?}", m.name(), h.chapter);
+                help_map.extend(h.prefixes.iter().map(|p| (p.to_string(), h.chapter)));
+                help_map.extend(m.resources().iter().map(|r| (web::paths::admin_list(r.def().slug), h.chapter)));
+            }
             job_list.extend(m.jobs(&config)?);
             csrf_exempt.extend(m.csrf_exempt().into_iter().map(str::to_string));
             resources.extend(m.resources());
@@ -243,6 +260,7 @@ impl App {
             nav,
             panels,
             glances,
+            help: help_map,
             currency,
             tz,
             imports: admin::import::Jobs::default(),
@@ -270,6 +288,11 @@ impl App {
                 .build()
                 .unwrap_or_default()
         })
+    }
+
+    /// The help chapter of the page at `path`.
+    pub fn help_chapter(&self, path: &str) -> &str {
+        help::chapter_for(&self.help, path)
     }
 
     /// Today in the company's time zone.

@@ -29,6 +29,10 @@
 #           in the image; skipped with a warning when no engine can start
 #   supply  cargo deny check (advisories, licences, bans, sources; deny.toml),
 #           installing cargo-deny (pinned version) when missing
+#   docs    docs/tools/check.sh: builds the book (docs/, mdBook, pinned version
+#           installed once per machine into $BRAVELY_TOOLS_DIR like s3s-fs) and
+#           checks that every relative link and #anchor in it resolves (the
+#           ignored test docs::built_book_has_no_broken_links)
 #   build   cargo build --all-targets (the test step built all of it already:
 #           with --all-targets the features match, so nothing is rebuilt;
 #           `--bin bravely` alone would rebuild the crate without the
@@ -44,6 +48,7 @@
 #   SKIP_STATIC=1        skip the static (musl) binary check (and the image check)
 #   SKIP_IMAGE=1         skip the container image check
 #   SKIP_DENY=1          skip cargo deny
+#   SKIP_DOCS=1          skip building and link-checking the book
 #   STATIC_PROFILE=NAME  cargo profile of that check (default dist, the shipped one)
 #   TEST_RUNNER=cargo    use `cargo test` even when cargo-nextest is present
 #   CARGO_TARGET_DIR     respected (relative paths are taken from the caller's cwd)
@@ -271,12 +276,14 @@ run_step clippy cargo clippy --all-targets -- -D warnings || true
 
 # --- unit + integration tests ---------------------------------------------------------
 if [[ ${TEST_RUNNER:-nextest} == nextest ]] && cargo nextest --version >/dev/null 2>&1; then
+  RUNNER=nextest
   run_step test cargo nextest run --all-targets --no-fail-fast --no-tests=warn || true
-  count_tests nextest "$LOG_DIR/test.log"
 else
+  RUNNER=cargo
   run_step test cargo test --all-targets --no-fail-fast || true
-  count_tests cargo "$LOG_DIR/test.log"
 fi
+count_tests "$RUNNER" "$LOG_DIR/test.log"
+export TEST_RUNNER=$RUNNER # the docs step runs its link check with the same runner
 
 # --- the static release binary ---------------------------------------------------
 MUSL_TARGET=x86_64-unknown-linux-musl
@@ -408,6 +415,15 @@ if [[ ${SKIP_DENY:-0} == 1 ]]; then
   record supply skipped 0
 else
   run_step supply deny_check || true
+fi
+
+# --- the book: mdBook build and link check ----------------------------------------
+if [[ ${SKIP_DOCS:-0} == 1 ]]; then
+  section "docs: skipped (SKIP_DOCS=1)"
+  record docs skipped 0
+else
+  run_step docs bash docs/tools/check.sh || true
+  count_tests "$RUNNER" "$LOG_DIR/docs.log"
 fi
 
 # --- browser end-to-end tests ---------------------------------------------------

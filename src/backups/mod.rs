@@ -43,6 +43,9 @@ impl Module for Backups {
     fn nav(&self) -> Vec<NavEntry> {
         vec![NavEntry::new("Administration", "Backups", "/backups".into(), Some("backups.view"))]
     }
+    fn help(&self) -> Option<crate::help::Help> {
+        Some(crate::help::Help { chapter: "backups", prefixes: &["/backups"] })
+    }
     fn permissions(&self) -> Vec<(String, String)> {
         PERMISSIONS.iter().map(|(c, d)| (c.to_string(), d.to_string())).collect()
     }

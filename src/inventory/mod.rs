@@ -36,6 +36,9 @@ impl Module for Inventory {
     fn glance(&self) -> Option<crate::Glance> {
         Some(handlers::glance)
     }
+    fn help(&self) -> Option<crate::help::Help> {
+        Some(crate::help::Help { chapter: "inventory", prefixes: &["/inventory"] })
+    }
     fn panels(&self) -> Vec<(&'static str, crate::Panel)> {
         vec![("items", handlers::item_panel_for_edit)]
     }

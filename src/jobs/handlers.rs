@@ -24,6 +24,9 @@ impl Module for Jobs {
     fn nav(&self) -> Vec<NavEntry> {
         vec![NavEntry::new("Administration", "Scheduled jobs", "/jobs".into(), Some("jobs.view"))]
     }
+    fn help(&self) -> Option<crate::help::Help> {
+        Some(crate::help::Help { chapter: "accounts", prefixes: &["/jobs"] })
+    }
     fn permissions(&self) -> Vec<(String, String)> {
         vec![
             ("jobs.view".into(), "See scheduled jobs and their results".into()),

@@ -42,6 +42,9 @@ impl Module for Kudos {
     fn glance(&self) -> Option<crate::Glance> {
         Some(handlers::glance)
     }
+    fn help(&self) -> Option<crate::help::Help> {
+        Some(crate::help::Help { chapter: "kudos", prefixes: &["/kudos"] })
+    }
     fn panels(&self) -> Vec<(&'static str, crate::Panel)> {
         vec![("employees", handlers::employee_panel)]
     }

@@ -24,6 +24,9 @@ impl Module for People {
     fn glance(&self) -> Option<crate::Glance> {
         Some(glance)
     }
+    fn help(&self) -> Option<crate::help::Help> {
+        Some(crate::help::Help { chapter: "people", prefixes: &[] })
+    }
 }
 
 /// The home page's people card: current employees, and who joined in the last 30 days and

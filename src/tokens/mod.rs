@@ -37,4 +37,7 @@ impl Module for Tokens {
             NavEntry::new("Administration", "API tokens", paths::admin_list("api-tokens"), Some("api-tokens.view")),
         ]
     }
+    fn help(&self) -> Option<crate::help::Help> {
+        Some(crate::help::Help { chapter: "accounts", prefixes: &["/account/"] })
+    }
 }

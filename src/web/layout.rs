@@ -175,6 +175,15 @@ fn nav(app: &App, ctx: &Ctx) -> Markup {
     }
 }
 
+/// "?": the help chapter of this page's module.
+fn help_link(app: &App, ctx: &Ctx) -> Markup {
+    let path = ctx.uri.split('?').next().unwrap_or("");
+    let chapter = app.help_chapter(path);
+    html! {
+        a.help-link href=(paths::help_chapter(chapter)) title="Help for this page" aria-label="Help for this page" { "?" }
+    }
+}
+
 /// The full page, or just its main content when htmx asked for a fragment.
 pub fn render(app: &App, ctx: &Ctx, page: Page<'_>) -> Response {
     let top = html! {
@@ -210,6 +219,7 @@ pub fn render(app: &App, ctx: &Ctx, page: Page<'_>) -> Response {
                     a.brand href=(paths::home()) { "Bravely" }
                     @if let Some(u) = &ctx.user {
                         span.who { (u.name) }
+                        (help_link(app, ctx))
                         form.logout method="post" action=(paths::logout()) {
                             input type="hidden" name="csrf_token" value=(ctx.csrf);
                             button.btn-link type="submit" { "Sign out" }

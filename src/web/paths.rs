@@ -69,6 +69,12 @@ pub fn admin_bulk(slug: &str) -> String {
 pub fn admin_lookup(slug: &str) -> String {
     format!("/admin/{slug}/lookup")
 }
+pub fn help() -> String {
+    "/help".into()
+}
+pub fn help_chapter(chapter: &str) -> String {
+    format!("/help/{}", urlencode(chapter))
+}
 pub fn inventory() -> String {
     "/inventory".into()
 }

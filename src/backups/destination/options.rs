@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::config::Secret;
 
 /// `[backups.storage]`: options for every destination of a kind.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageOptions {
     /// Size of the parts of a multipart upload; files up to one part go up in one request.
@@ -35,7 +35,7 @@ impl Default for StorageOptions {
 }
 
 /// `[backups.storage.s3]`: for `s3://bucket/prefix` URLs (AWS or any S3-compatible service).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Options {
     /// The service's address for S3-compatible providers (`https://s3.example.com`); AWS when
@@ -73,7 +73,7 @@ impl Default for S3Options {
 
 /// `[backups.storage.gcs]`: for `gs://bucket/prefix` URLs. Without either key, the builder
 /// uses `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's application default credentials.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcsOptions {
     /// Path of a service account JSON key file.
@@ -85,7 +85,7 @@ pub struct GcsOptions {
 }
 
 /// `[backups.storage.azure]`: for `az://container/prefix` URLs.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AzureOptions {
     /// Storage account name.
