@@ -5,9 +5,11 @@ mod s3server;
 
 mod admin;
 mod auth;
+mod backup_limits;
 mod backups;
 mod cli;
 mod crash;
+mod damage;
 mod destinations;
 mod golden;
 mod inventory;
