@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod damage;
 mod destinations;
+mod fuzz;
 mod golden;
 mod inventory;
 mod jobs;
