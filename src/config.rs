@@ -76,9 +76,13 @@ pub struct AlertsConfig {
     pub slack_webhook_url: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupsConfig {
+    /// The most a backup may expand to when it is verified or restored (its manifest's declared
+    /// sizes, which are enforced too): an uploaded file that claims more is refused before
+    /// anything is written.
+    pub max_expanded_mib: u64,
     /// Where the default weekly full backup goes (a URL such as `s3://bucket/bravely`); without
     /// it, that policy keeps its backups in `<data dir>/backups` too.
     pub remote: Option<String>,
@@ -87,6 +91,19 @@ pub struct BackupsConfig {
     pub policies: Vec<PolicyConfig>,
     /// `[backups.storage]`: options of remote destinations (`s3://`, `gs://`, `az://`).
     pub storage: crate::backups::destination::StorageOptions,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        BackupsConfig { max_expanded_mib: 10 * 1024, remote: None, policies: vec![], storage: Default::default() }
+    }
+}
+
+impl BackupsConfig {
+    /// [`BackupsConfig::max_expanded_mib`] in bytes.
+    pub fn max_expanded_bytes(&self) -> u64 {
+        self.max_expanded_mib.saturating_mul(1 << 20)
+    }
 }
 
 /// One `[[backups.policies]]` table.
@@ -383,6 +400,9 @@ impl Config {
         if let Some(v) = read("BRAVELY_BACKUPS_REMOTE")? {
             self.backups.remote = Some(v);
         }
+        if let Some(v) = read("BRAVELY_BACKUPS_MAX_EXPANDED_MIB")? {
+            self.backups.max_expanded_mib = v.trim().parse().context("BRAVELY_BACKUPS_MAX_EXPANDED_MIB")?;
+        }
         if let Some(v) = read("BRAVELY_PASSWORD_LOGIN")? {
             self.login.password_login = v.parse().context("BRAVELY_PASSWORD_LOGIN")?;
         }
@@ -516,6 +536,9 @@ impl Config {
         if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
             bail!("session.idle_minutes and session.absolute_hours must be positive");
         }
+        if self.backups.max_expanded_mib == 0 {
+            bail!("backups.max_expanded_mib must be positive (the largest a backup may expand to, in MiB)");
+        }
         let part = self.backups.storage.part_size_mib;
         use crate::backups::destination::{MAX_PART_SIZE_MIB, MIN_PART_SIZE_MIB};
         if !(MIN_PART_SIZE_MIB..=MAX_PART_SIZE_MIB).contains(&part) {
@@ -546,6 +569,12 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("bravely.redb")
+    }
+
+    /// Scratch space inside the data directory (expanded backups, integrity snapshots): on the
+    /// data's disk, whose free space is checked, never a small `/tmp`.
+    pub fn temp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
     }
 }
 

@@ -440,7 +440,7 @@ fn fill_thanks(
         recorded += store.write_blocking(actor.clone(), move |tx| {
             let mut recorded = 0;
             for ((id, name, _), mentions, reason, channel, at, trigger) in &batch {
-                let from = Thanker { id, name, channel, trigger };
+                let from = Thanker { id, name, channel, trigger, request: "" };
                 match give_at(tx, &from, mentions, reason, tz, *at) {
                     Ok(crate::kudos::service::Outcome::Recorded { .. }) => recorded += 1,
                     // A rule (an admin's lower daily cap, a guest marked as a bot) skips

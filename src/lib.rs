@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fsutil;
 pub mod help;
 pub mod inventory;
 pub mod jobs;
@@ -97,6 +98,16 @@ pub trait Module: Send + Sync {
     fn jobs(&self, _config: &Config) -> anyhow::Result<Vec<jobs::Job>> {
         Ok(vec![])
     }
+    /// The stored types whose tables the module owns, for `bravely check` and the weekly
+    /// integrity job: every row of them must decode and match its indexes.
+    fn stored(&self) -> Vec<store::check::Stored> {
+        vec![]
+    }
+}
+
+/// Every stored type of every module.
+pub fn stored_types() -> Vec<store::check::Stored> {
+    modules().iter().flat_map(|m| m.stored()).collect()
 }
 
 /// The accounts module: users and groups.
@@ -111,6 +122,14 @@ impl Module for Accounts {
     }
     fn routes(&self, r: &mut Routes) {
         auth::handlers::routes(r);
+    }
+    fn stored(&self) -> Vec<store::check::Stored> {
+        use store::check::Stored;
+        vec![
+            Stored::entity::<User>(),
+            Stored::entity::<Group>(),
+            Stored::keyed("auth.sessions", |b| session::decode(b).map(|_| ()).map_err(|e| e.to_string())),
+        ]
     }
     fn nav(&self) -> Vec<NavEntry> {
         vec![
@@ -349,9 +368,17 @@ impl App {
     }
 }
 
+/// Liveness: 200 while the process can serve; 503 once the store has failed (a damaged
+/// database found after the start), since only a restart (after a restore) helps then.
 #[handler]
-fn healthz() -> &'static str {
-    "ok"
+fn healthz(app: Data<&App>) -> Response {
+    match app.store.load_state() {
+        store::LoadState::Failed(why) => Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("failed: {why}\n")),
+        _ => Response::builder().content_type("text/plain; charset=utf-8").body("ok"),
+    }
 }
 
 /// Prometheus text format; the route's [`Access::Bearer`] checks the token.

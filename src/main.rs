@@ -57,6 +57,14 @@ enum Command {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// Check a database file completely: redb's integrity check of every page, then that every
+    /// row of every table decodes and matches its indexes. The file is only read. Exits 1 with
+    /// a report when anything is wrong.
+    Check {
+        /// The file to check (default: the data directory's bravely.redb, with the server
+        /// stopped); a copy or snapshot works too.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -212,11 +220,33 @@ fn main() {
         Some(Command::Token { cmd: TokenCmd::Add { email, name, expires_days } }) => {
             token_add(config, email, name, expires_days)
         }
+        Some(Command::Check { file }) => check(config, file),
     };
     drop(reporting);
     if let Err(e) = result {
         eprintln!("bravely: {e:#}");
         std::process::exit(1);
+    }
+}
+
+fn check(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
+    use bravely::store::StoreError;
+    let path = file.unwrap_or_else(|| config.db_path());
+    let report = match bravely::store::check::check_file(&path, &bravely::stored_types()) {
+        Ok(r) => r,
+        Err(StoreError::InUse(_)) => anyhow::bail!(
+            "{} is open in a running server, and a check needs the file to itself. Stop the server first, \
+             or check the live database through its weekly job (run \"{}\" now on the Scheduled jobs page)",
+            path.display(),
+            bravely::jobs::integrity::KEY
+        ),
+        Err(e) => anyhow::bail!("cannot check {}: {e}", path.display()),
+    };
+    print!("{}", report.text());
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} is damaged\n{}", path.display(), bravely::store::recovery_hint(&path)))
     }
 }
 
@@ -249,6 +279,12 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     let rt = runtime()?;
     let restart_on = rt.block_on(async move {
+        // A file size limit (ulimit -f, systemd's LimitFSIZE) reached by a commit must be a
+        // storage error, which stops the store and fails the health checks with the reason;
+        // the signal's default action would kill the process without a word.
+        #[cfg(unix)]
+        let _file_size_limit =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)).ok();
         let (std_listener, activated) = match activated_listener()? {
             Some(l) => (l, true),
             None => (std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?, false),
@@ -262,6 +298,16 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         if app.config.metrics_token.is_none() {
             tracing::info!("GET /metrics is off: set metrics_token (BRAVELY_METRICS_TOKEN) to turn it on");
         }
+        // The read models load while health checks are answered: if the data cannot be loaded
+        // (a damaged page the open did not read), nothing could ever be served, so stop with
+        // the reason and the way out instead of answering 503 forever.
+        let loading = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = loading.store.ready().await {
+                eprintln!("bravely: {e}");
+                std::process::exit(1);
+            }
+        });
         let first_run = app.clone();
         tokio::spawn(async move {
             if let Some(link) = first_run.setup_link().await {
@@ -509,8 +555,13 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::Verify { file, key } => {
             let src = backup_source(&config, &file)?;
             let pass = backup_passphrase(&config, &src.file, key.passphrase_file.as_deref())?;
-            let c =
-                bravely::backups::archive::verify_with(&src.file, pass.as_ref(), None).map_err(|e| src.explain(e))?;
+            let c = bravely::backups::archive::verify_in(
+                &src.file,
+                pass.as_ref(),
+                None,
+                &bravely::backups::reader::Limits::of(&config),
+            )
+            .map_err(|e| src.explain(e))?;
             let m = &c.manifest;
             if !c.contents_checked {
                 println!(
@@ -532,11 +583,12 @@ fn backup(config: Config, cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::Restore { file, key } => {
             let src = backup_source(&config, &file)?;
             let pass = backup_passphrase(&config, &src.file, key.passphrase_file.as_deref())?;
-            let (m, kept) = bravely::backups::archive::restore_offline_with(
+            let (m, kept) = bravely::backups::archive::restore_offline_in(
                 &config.data_dir,
                 &src.file,
                 pass.as_ref(),
                 Clock::system().now(),
+                config.backups.max_expanded_bytes(),
             )
             .map_err(|e| src.explain(e))?;
             println!("restored {} (made {})", src.label, m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::reader::{self, Limits, Members};
 use crate::config::Secret;
 use crate::store::Store;
 use crate::store::snapshot::table_counts;
@@ -96,6 +97,8 @@ pub enum BackupError {
     Corrupt(String, String),
     #[error("{0} is encrypted and {1}")]
     Key(String, String),
+    #[error("{0} is refused: {1}")]
+    TooLarge(String, String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -266,10 +269,13 @@ pub fn read_manifest(path: &Path) -> Option<Manifest> {
     let f = std::fs::File::open(path).ok()?;
     let dec = zstd::Decoder::new(f).ok()?;
     let mut ar = tar::Archive::new(dec);
-    let mut entries = ar.entries().ok()?;
-    let mut first = entries.next()?.ok()?;
+    let mut members = Members::new(&mut ar).ok()?;
+    let first = members.next()?.ok()?;
+    if first.name != MANIFEST || first.size > reader::MAX_MANIFEST {
+        return None;
+    }
     let mut json = Vec::new();
-    first.read_to_end(&mut json).ok()?;
+    first.entry.take(reader::MAX_MANIFEST).read_to_end(&mut json).ok()?;
     serde_json::from_slice(&json).ok()
 }
 
@@ -300,20 +306,34 @@ fn part_path(dir: &Path, name: &str) -> Option<PathBuf> {
     ok.then(|| dir.join(FILES).join(rel))
 }
 
-/// Reads parts from tar entries into `dir`, recording size and checksum of each.
+/// Reads parts from the archive's members into `dir`, recording size and checksum of each.
+/// Only parts the manifest lists, each once and of exactly its declared size, are written.
 fn take_parts<R: Read>(
-    entries: tar::Entries<'_, R>,
+    members: Members<'_, R>,
     dir: &Path,
     label: &str,
+    expected: &[Part],
     got: &mut BTreeMap<String, (u64, String)>,
 ) -> Result<(), BackupError> {
     let corrupt = |why: String| BackupError::Corrupt(label.to_string(), why);
-    for entry in entries {
-        let mut entry = entry.map_err(|e| corrupt(format!("the archive cannot be read ({e})")))?;
-        let name = entry.path().map_err(|e| corrupt(e.to_string()))?.to_string_lossy().to_string();
+    for member in members {
+        let mut member = member.map_err(corrupt)?;
+        let name = member.name.clone();
         let Some(path) = part_path(dir, &name) else {
             return Err(corrupt(format!("unexpected entry {name:?}")));
         };
+        let Some(part) = expected.iter().find(|p| p.name == name) else {
+            return Err(corrupt(format!("{name} is not in the manifest")));
+        };
+        if got.contains_key(&name) {
+            return Err(corrupt(format!("{name} is in the archive twice")));
+        }
+        if member.size != part.size {
+            return Err(corrupt(format!(
+                "{name} is {} bytes in the archive but {} in its manifest",
+                member.size, part.size
+            )));
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -322,7 +342,10 @@ fn take_parts<R: Read>(
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
-            let n = entry.read(&mut buf).map_err(|e| corrupt(format!("the archive ends early or is garbled ({e})")))?;
+            let n = member
+                .entry
+                .read(&mut buf)
+                .map_err(|e| corrupt(format!("the archive ends early or is garbled ({e})")))?;
             if n == 0 {
                 break;
             }
@@ -336,9 +359,10 @@ fn take_parts<R: Read>(
     Ok(())
 }
 
-/// Reads the manifest and checks everything: the archive reads to its end, every part's
-/// checksum matches, the snapshot opens as a database, and its row counts match. Returns the
-/// manifest and, when `extract_to` is given, leaves the database snapshot at that path.
+/// Reads the manifest and checks everything: the archive reads to its end (and nothing follows
+/// it), every part's checksum matches, the snapshot passes redb's integrity check, and its row
+/// counts match. Returns the manifest and, when `extract_to` is given, leaves the database
+/// snapshot at that path.
 pub fn verify(file: &Path, extract_to: Option<&Path>) -> Result<Manifest, BackupError> {
     match extract_to {
         None => verify_with(file, None, None).map(|c| c.manifest),
@@ -354,10 +378,23 @@ pub fn verify(file: &Path, extract_to: Option<&Path>) -> Result<Manifest, Backup
 /// [`verify`] with a passphrase for encrypted backups; extracts every part into the directory
 /// `extract_to` (`bravely.redb`, `files/…`) when given. Without the passphrase an encrypted
 /// backup is checked against its payload checksum only (`contents_checked == false`).
+/// Expands beside the file with the default maximum; the server uses [`verify_in`].
 pub fn verify_with(
     file: &Path,
     passphrase: Option<&Secret>,
     extract_to: Option<&Path>,
+) -> Result<Checked, BackupError> {
+    verify_in(file, passphrase, extract_to, &Limits::beside(file))
+}
+
+/// [`verify_with`] expanding into `limits.work_dir` (unless `extract_to` is given), refusing a
+/// backup whose declared contents exceed `limits.max_expanded` or the free space, before any
+/// part is written.
+pub fn verify_in(
+    file: &Path,
+    passphrase: Option<&Secret>,
+    extract_to: Option<&Path>,
+    limits: &Limits,
 ) -> Result<Checked, BackupError> {
     let label = file.display().to_string();
     let foreign = |why: &str| BackupError::Foreign(label.clone(), why.to_string());
@@ -372,22 +409,21 @@ pub fn verify_with(
     let f = std::fs::File::open(file)?;
     let dec = zstd::Decoder::new(f).map_err(|e| unreadable(&e.to_string()))?;
     let mut archive = tar::Archive::new(dec);
-    let mut entries = archive.entries().map_err(|e| unreadable(&e.to_string()))?;
-    let work = tempfile::tempdir()?;
-    let dir: &Path = extract_to.unwrap_or(work.path());
-    std::fs::create_dir_all(dir)?;
+    let mut members = Members::new(&mut archive).map_err(&corrupt)?;
 
     let manifest: Manifest = {
-        let mut first = match entries.next() {
-            Some(e) => e.map_err(|e| unreadable(&e.to_string()))?,
+        let first = match members.next() {
+            Some(m) => m.map_err(&corrupt)?,
             None => return Err(foreign("it is empty")),
         };
-        let name = first.path().map_err(|e| corrupt(e.to_string()))?.to_string_lossy().to_string();
-        if name != MANIFEST {
+        if first.name != MANIFEST {
             return Err(foreign("the manifest is not the first entry"));
         }
+        if first.size > reader::MAX_MANIFEST {
+            return Err(corrupt(format!("its manifest is {} bytes, more than a manifest can be", first.size)));
+        }
         let mut json = Vec::new();
-        first.read_to_end(&mut json).map_err(|e| corrupt(e.to_string()))?;
+        first.entry.take(reader::MAX_MANIFEST).read_to_end(&mut json).map_err(|e| corrupt(e.to_string()))?;
         let m: Manifest = serde_json::from_slice(&json).map_err(|_| foreign("no readable manifest"))?;
         if m.format > FORMAT {
             return Err(BackupError::NewerFormat(label.clone(), m.format));
@@ -395,15 +431,55 @@ pub fn verify_with(
         m
     };
 
+    // Everything the parts may expand to, as declared, checked before anything is written.
+    let declared = manifest
+        .parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(p.size))
+        .ok_or_else(|| corrupt("its manifest declares impossible sizes".into()))?;
+    let work;
+    let dir: &Path = match extract_to {
+        Some(d) => d,
+        None => {
+            std::fs::create_dir_all(&limits.work_dir)?;
+            work = tempfile::Builder::new().prefix(".verify-").tempdir_in(&limits.work_dir)?;
+            work.path()
+        }
+    };
+    std::fs::create_dir_all(dir)?;
+    let decrypting = manifest.payload.is_some() && passphrase.is_some();
+    if manifest.payload.is_none() || decrypting {
+        reader::check_room(dir, declared, limits.max_expanded)
+            .map_err(|why| BackupError::TooLarge(label.clone(), why))?;
+    }
+
     let mut got = BTreeMap::new();
     let mut contents_checked = true;
     match &manifest.payload {
-        None => take_parts(entries, dir, &label, &mut got)?,
+        None => {
+            take_parts(members, dir, &label, &manifest.parts, &mut got)?;
+        }
         Some(expected) => {
-            let mut entry = match entries.next() {
-                Some(e) => e.map_err(|e| unreadable(&e.to_string()))?,
+            let member = match members.next() {
+                Some(m) => m.map_err(&corrupt)?,
                 None => return Err(corrupt("the encrypted payload is missing".into())),
             };
+            if member.name != PAYLOAD {
+                return Err(corrupt(format!("unexpected entry {:?}", member.name)));
+            }
+            if member.size != expected.size {
+                return Err(corrupt(format!(
+                    "the encrypted payload is {} bytes in the archive but {} in its manifest",
+                    member.size, expected.size
+                )));
+            }
+            if expected.size > limits.max_expanded {
+                return Err(BackupError::TooLarge(
+                    label.clone(),
+                    format!("its encrypted payload is {} bytes, more than the maximum allowed", expected.size),
+                ));
+            }
+            let mut entry = member.entry;
             let mut hashing = Hashing { inner: &mut entry, hash: Sha256::new(), size: 0 };
             match passphrase {
                 Some(pass) => {
@@ -420,8 +496,9 @@ pub fn verify_with(
                         })?;
                     let zst = zstd::Decoder::new(plain).map_err(|e| unreadable(&e.to_string()))?;
                     let mut inner = tar::Archive::new(zst);
-                    let inner_entries = inner.entries().map_err(|e| unreadable(&e.to_string()))?;
-                    take_parts(inner_entries, dir, &label, &mut got)?;
+                    take_parts(Members::new(&mut inner).map_err(&corrupt)?, dir, &label, &manifest.parts, &mut got)?;
+                    reader::expect_end(inner.into_inner())
+                        .map_err(|why| corrupt(format!("in the encrypted payload, {why}")))?;
                 }
                 None => contents_checked = false,
             }
@@ -435,9 +512,14 @@ pub fn verify_with(
                     expected.sha256
                 )));
             }
+            if let Some(extra) = members.next() {
+                let what = extra.map(|m| format!("an entry {:?}", m.name)).unwrap_or_else(|e| e);
+                return Err(corrupt(format!("{what} follows the encrypted payload")));
+            }
         }
     }
-    // Nothing may follow (a garbled tail shows up here too).
+    // Nothing may follow the archive (garbage appended to the file shows up here).
+    reader::expect_end(archive.into_inner()).map_err(&corrupt)?;
     if !contents_checked {
         return Ok(Checked { manifest, contents_checked });
     }
@@ -460,7 +542,8 @@ pub fn verify_with(
     if !manifest.parts.iter().any(|p| p.name == DB_PART) {
         return Err(corrupt("the manifest lists no database".into()));
     }
-    let counts = table_counts(&dir.join(DB_PART)).map_err(|e| corrupt(format!("the snapshot does not open: {e}")))?;
+    let counts = crate::store::check::table_counts_checked(&dir.join(DB_PART))
+        .map_err(|e| corrupt(format!("the snapshot does not pass the integrity check: {e}")))?;
     if counts != manifest.tables {
         return Err(corrupt("row counts differ from the manifest".into()));
     }
@@ -488,9 +571,22 @@ pub fn restore_offline_with(
     passphrase: Option<&Secret>,
     now: DateTime<Utc>,
 ) -> Result<(Manifest, Option<PathBuf>), BackupError> {
+    restore_offline_in(data_dir, file, passphrase, now, reader::DEFAULT_MAX_EXPANDED)
+}
+
+/// [`restore_offline_with`], refusing a backup that declares more than `max_expanded` bytes.
+/// A damaged current database (one that does not even open) is replaced like a sound one.
+pub fn restore_offline_in(
+    data_dir: &Path,
+    file: &Path,
+    passphrase: Option<&Secret>,
+    now: DateTime<Utc>,
+    max_expanded: u64,
+) -> Result<(Manifest, Option<PathBuf>), BackupError> {
     std::fs::create_dir_all(data_dir)?;
     let incoming = tempfile::Builder::new().prefix(".restoring-").tempdir_in(data_dir)?;
-    let checked = verify_with(file, passphrase, Some(incoming.path()))?;
+    let limits = Limits { work_dir: data_dir.to_path_buf(), max_expanded };
+    let checked = verify_in(file, passphrase, Some(incoming.path()), &limits)?;
     if !checked.contents_checked {
         return Err(BackupError::Key(file.display().to_string(), "no passphrase was given".into()));
     }
@@ -500,8 +596,9 @@ pub fn restore_offline_with(
     let kept = data_dir.join(format!("{DB_PART}.before-restore-{stamp}"));
     let had_live = live.exists();
     if had_live {
-        // Fails with a clear message if a server still holds the file.
-        table_counts(&live)?;
+        if crate::store::check::in_use(&live) {
+            return Err(crate::store::StoreError::InUse(live.display().to_string()).into());
+        }
         std::fs::rename(&live, &kept)?;
     }
     let full = manifest.scope == "full";

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod destination;
 pub mod handlers;
 pub mod policy;
+pub mod reader;
 pub mod restore;
 pub mod service;
 

@@ -76,8 +76,9 @@ pub fn carry_out_pending(config: &Config, now: DateTime<Utc>) -> Option<Outcome>
         None => Err(format!("{} is no longer there", req.file)),
         Some(file) => {
             let pass = archive::read_manifest(&file).and_then(|m| super::policy::passphrase_for(config, &m.policy));
-            archive::restore_offline_with(data_dir, &file, pass.as_ref(), now).map_err(|e| e.to_string()).map(
-                |(m, kept)| {
+            archive::restore_offline_in(data_dir, &file, pass.as_ref(), now, config.backups.max_expanded_bytes())
+                .map_err(|e| e.to_string())
+                .map(|(m, kept)| {
                     let kept = kept.and_then(|k| k.file_name().map(|n| n.to_string_lossy().to_string()));
                     format!(
                         "restored {} ({} rows, made {}); the previous database is kept as {}",
@@ -86,8 +87,7 @@ pub fn carry_out_pending(config: &Config, now: DateTime<Utc>) -> Option<Outcome>
                         m.created_at.format("%Y-%m-%d %H:%M UTC"),
                         kept.unwrap_or_else(|| "nothing (there was none)".into())
                     )
-                },
-            )
+                })
         }
     };
     let outcome = Outcome {

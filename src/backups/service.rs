@@ -360,7 +360,7 @@ pub async fn verify_path(app: &App, path: PathBuf) -> Result<archive::Checked, S
     let config = app.config.clone();
     let result = tokio::task::spawn_blocking(move || {
         let pass = archive::read_manifest(&path).and_then(|m| policy::passphrase_for(&config, &m.policy));
-        archive::verify_with(&path, pass.as_ref(), None)
+        archive::verify_in(&path, pass.as_ref(), None, &super::reader::Limits::of(&config))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -433,11 +433,4 @@ pub fn jobs(config: &crate::config::Config) -> anyhow::Result<Vec<Job>> {
     Ok(jobs)
 }
 
-pub fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
-}
+pub use crate::fsutil::human_bytes;

@@ -143,6 +143,14 @@ pub const SETTINGS: &[Setting] = &[
         "BRAVELY_BACKUPS_REMOTE",
         "Destination URL of the default weekly full backup (see [Backups](backups.md)).",
     ),
+    env(
+        "backups.max_expanded_mib",
+        "`10240` (10 GiB)",
+        "BRAVELY_BACKUPS_MAX_EXPANDED_MIB",
+        "The most a backup may expand to when it is verified or restored: an uploaded file whose \
+         manifest declares more (or more than the free disk space) is refused before anything is \
+         written (see [Damaged files](damaged-files.md)).",
+    ),
     file(
         "backups.policies",
         "two defaults",

@@ -15,6 +15,10 @@ use crate::{Module, NavEntry};
 pub struct Inventory;
 
 impl Module for Inventory {
+    fn stored(&self) -> Vec<crate::store::check::Stored> {
+        use crate::store::check::Stored;
+        vec![Stored::entity::<ItemKind>(), Stored::entity::<Item>(), Stored::entity::<Assignment>()]
+    }
     fn name(&self) -> &'static str {
         "Inventory"
     }

@@ -17,6 +17,12 @@ impl Module for Jobs {
     fn name(&self) -> &'static str {
         "Jobs"
     }
+    fn jobs(&self, _config: &crate::config::Config) -> anyhow::Result<Vec<super::Job>> {
+        Ok(vec![super::integrity::job()?])
+    }
+    fn stored(&self) -> Vec<crate::store::check::Stored> {
+        vec![crate::store::check::Stored::entity::<super::JobState>()]
+    }
     fn routes(&self, r: &mut Routes) {
         r.get("/jobs", Access::perm("jobs.view"), list);
         r.post("/jobs/:key/run", Access::perm("jobs.run"), run_now);

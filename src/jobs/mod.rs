@@ -14,6 +14,7 @@
 //! [`Scheduler::tick`]; the server calls it from a loop ([`run_loop`]).
 
 pub mod handlers;
+pub mod integrity;
 pub mod schedule;
 
 use std::collections::{BTreeMap, HashSet};

@@ -52,6 +52,11 @@ async fn command(app: Data<&App>, req: &Request, body: Body) -> Response {
         tracing::warn!(reason = %e, "refused a Slack request");
         return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
     }
+    // Known once the signature holds: a replay of this exact request has the same key.
+    let request = slack::request_key(
+        req.header("x-slack-request-timestamp").unwrap_or(""),
+        req.header("x-slack-signature").unwrap_or(""),
+    );
     let cmd: SlashCommand = match serde_urlencoded::from_bytes(&raw) {
         Ok(c) => c,
         Err(e) => {
@@ -83,12 +88,12 @@ async fn command(app: Data<&App>, req: &Request, body: Body) -> Response {
                 let app2 = (*app).clone();
                 tokio::spawn(async move {
                     lookup_users(&app2, &unknown).await;
-                    let r = thank(&app2, &cmd, people, reason).await;
+                    let r = thank(&app2, &cmd, &request, people, reason).await;
                     post_response(&app2, &cmd.response_url, &r).await;
                 });
                 reply(Reply::private("Got it — recording your thanks…"))
             } else {
-                reply(thank(&app, &cmd, people, reason).await)
+                reply(thank(&app, &cmd, &request, people, reason).await)
             }
         }
     }
@@ -99,14 +104,21 @@ fn internal(e: impl std::fmt::Display) -> Response {
     reply(Reply::private("Sorry, something went wrong on our side; the error has been logged."))
 }
 
-async fn thank(app: &App, cmd: &SlashCommand, people: Vec<slack::Mention>, reason: String) -> Reply {
+async fn thank(app: &App, cmd: &SlashCommand, request: &str, people: Vec<slack::Mention>, reason: String) -> Reply {
     let tz = app.tz;
     let c = cmd.clone();
+    let request = request.to_string();
     let r2 = reason.clone();
     let result = app
         .store
         .write(Actor::system(&format!("Slack user {}", cmd.user_id)), move |tx| {
-            let from = Thanker { id: &c.user_id, name: &c.user_name, channel: &c.channel_id, trigger: &c.trigger_id };
+            let from = Thanker {
+                id: &c.user_id,
+                name: &c.user_name,
+                channel: &c.channel_id,
+                trigger: &c.trigger_id,
+                request: &request,
+            };
             service::give(tx, &from, &people, &r2, tz)
         })
         .await;

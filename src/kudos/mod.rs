@@ -16,6 +16,16 @@ use crate::{Module, NavEntry};
 pub struct Kudos;
 
 impl Module for Kudos {
+    fn stored(&self) -> Vec<crate::store::check::Stored> {
+        use crate::store::check::Stored;
+        vec![
+            Stored::entity::<Thanks>(),
+            Stored::entity::<Given>(),
+            Stored::entity::<Received>(),
+            Stored::entity::<SlackUser>(),
+            Stored::entity::<KudosSettings>(),
+        ]
+    }
     fn name(&self) -> &'static str {
         "Kudos"
     }

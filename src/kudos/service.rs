@@ -87,6 +87,23 @@ pub struct Thanker<'a> {
     pub name: &'a str,
     pub channel: &'a str,
     pub trigger: &'a str,
+    /// What identifies the signed request ([`super::slack::request_key`]), when it came from
+    /// Slack: a replay of the same request (same signature and timestamp) stores nothing, with
+    /// or without a `trigger_id`.
+    pub request: &'a str,
+}
+
+impl Thanker<'_> {
+    /// The idempotency key of this request's thanks to `receiver`, if the request has one.
+    fn key_for(&self, receiver: &str) -> Option<String> {
+        if !self.trigger.is_empty() {
+            Some(format!("{}:{receiver}", self.trigger))
+        } else if !self.request.is_empty() {
+            Some(format!("req:{}:{receiver}", self.request))
+        } else {
+            None
+        }
+    }
 }
 
 /// What happened to a `/thanks`.
@@ -129,10 +146,11 @@ pub fn give_at(
     if people.iter().any(|p| p.id == from.id) {
         return Err(rule("You can’t thank yourself — but thank you for being you."));
     }
-    // A retry from Slack carries the same trigger id: answer as before, store nothing.
-    if !from.trigger.is_empty()
-        && let Some(first) = people.first()
-        && tx.find_unique::<Thanks>("key", &format!("{}:{}", from.trigger, first.id))?.is_some()
+    // A retry from Slack carries the same trigger id, a replay the same signed request: answer
+    // as before, store nothing.
+    if let Some(first) = people.first()
+        && let Some(key) = from.key_for(&first.id)
+        && tx.find_unique::<Thanks>("key", &key)?.is_some()
     {
         return Ok(Outcome::Duplicate { people: ids });
     }
@@ -169,11 +187,7 @@ pub fn give_at(
             at: now,
             month: month.clone(),
             day,
-            key: if from.trigger.is_empty() {
-                format!("{}:{}:{}", now.timestamp_micros(), from.id, p.id)
-            } else {
-                format!("{}:{}", from.trigger, p.id)
-            },
+            key: from.key_for(&p.id).unwrap_or_else(|| format!("{}:{}:{}", now.timestamp_micros(), from.id, p.id)),
         };
         let tid = tx.insert(&t)?;
         tx.insert_quiet(&Given(Points {

@@ -48,6 +48,15 @@ pub fn verify(
     if expected.as_bytes().ct_eq(sig.trim().as_bytes()).into() { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
+/// What identifies one signed request: a digest of its timestamp and signature (which covers
+/// the body). A replay within the five minutes [`verify`] allows has the same key, so the
+/// thanks it asks for are stored once; kept in the thanks' unique key, it outlives the window.
+pub fn request_key(timestamp: &str, signature: &str) -> String {
+    use sha2::Digest;
+    let digest = Sha256::digest(format!("{}:{}", timestamp.trim(), signature.trim()).as_bytes());
+    hex::encode(&digest[..16])
+}
+
 /// The fields of a slash-command request that we use.
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct SlashCommand {

@@ -12,6 +12,10 @@ use crate::{Module, NavEntry};
 pub struct People;
 
 impl Module for People {
+    fn stored(&self) -> Vec<crate::store::check::Stored> {
+        use crate::store::check::Stored;
+        vec![Stored::entity::<Employee>()]
+    }
     fn name(&self) -> &'static str {
         "People"
     }

@@ -15,12 +15,14 @@ use redb::{
 
 use super::StoreError;
 
-/// Copies `name` if its key and value types are `K` and `V`; `None` if they are not.
+/// Copies `name` if its key and value types are `K` and `V`; `None` if they are not. Returns
+/// the rows copied and the row count the table's header records (they differ only in a
+/// damaged file).
 fn copy_as<K: Key + 'static, V: Value + 'static>(
     src: &ReadTransaction,
     dst: &WriteTransaction,
     name: &str,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Option<(u64, u64)>, StoreError> {
     let def = TableDefinition::<K, V>::new(name);
     let s = match src.open_table(def) {
         Ok(t) => t,
@@ -34,11 +36,11 @@ fn copy_as<K: Key + 'static, V: Value + 'static>(
         d.insert(k.value(), v.value())?;
         n += 1;
     }
-    Ok(Some(n))
+    Ok(Some((n, s.len()?)))
 }
 
 /// Copies one table, trying every key/value layout the store uses.
-fn copy_table(src: &ReadTransaction, dst: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+fn copy_table(src: &ReadTransaction, dst: &WriteTransaction, name: &str) -> Result<(u64, u64), StoreError> {
     macro_rules! try_layouts {
         ($(($k:ty, $v:ty)),* $(,)?) => {
             $(
@@ -56,9 +58,27 @@ fn copy_table(src: &ReadTransaction, dst: &WriteTransaction, name: &str) -> Resu
 
 /// Writes a consistent copy of `db` to `out` (a new file). Returns rows per table.
 pub fn snapshot(db: &Database, out: &Path) -> Result<BTreeMap<String, u64>, StoreError> {
+    let copied = snapshot_counted(db, out)?;
+    for m in &copied.mismatches {
+        tracing::warn!(problem = %m, "the live database disagrees with itself; run the integrity check");
+    }
+    Ok(copied.counts)
+}
+
+/// A snapshot, and what the live file's tables said of themselves while it was copied.
+pub struct Copied {
+    /// Rows copied per table.
+    pub counts: BTreeMap<String, u64>,
+    /// Tables whose recorded row count differs from the rows read.
+    pub mismatches: Vec<String>,
+}
+
+/// [`snapshot`], also comparing each table's recorded row count with the rows read.
+pub fn snapshot_counted(db: &Database, out: &Path) -> Result<Copied, StoreError> {
     let src = db.begin_read()?;
     let mut copy = Database::builder().create(out)?;
     let mut counts = BTreeMap::new();
+    let mut mismatches = Vec::new();
     {
         let mut dst = copy.begin_write()?;
         // No fsync for the copy: compaction below commits durably, and the backup file made
@@ -67,14 +87,17 @@ pub fn snapshot(db: &Database, out: &Path) -> Result<BTreeMap<String, u64>, Stor
         dst.set_durability(redb::Durability::None).map_err(|e| StoreError::Db(e.into()))?;
         let names: Vec<String> = src.list_tables()?.map(|t| t.name().to_string()).collect();
         for name in names {
-            let n = copy_table(&src, &dst, &name)?;
+            let (n, recorded) = copy_table(&src, &dst, &name)?;
+            if n != recorded {
+                mismatches.push(format!("{name}: {n} rows can be read, its header records {recorded}"));
+            }
             counts.insert(name, n);
         }
         dst.commit()?;
     }
     drop(src);
     copy.compact().map_err(|e| StoreError::Db(e.into()))?;
-    Ok(counts)
+    Ok(Copied { counts, mismatches })
 }
 
 /// Rows per table of a database file (opened read-only); checks that it opens cleanly.

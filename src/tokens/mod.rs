@@ -22,6 +22,10 @@ use crate::{Module, NavEntry};
 pub struct Tokens;
 
 impl Module for Tokens {
+    fn stored(&self) -> Vec<crate::store::check::Stored> {
+        use crate::store::check::Stored;
+        vec![Stored::entity::<ApiToken>()]
+    }
     fn name(&self) -> &'static str {
         "API tokens"
     }

@@ -130,7 +130,7 @@ async fn readyz_fails_when_a_backup_policy_has_not_succeeded_within_twice_its_in
 }
 
 #[derive(Default)]
-struct Hooks(Mutex<Vec<serde_json::Value>>);
+pub(crate) struct Hooks(pub(crate) Mutex<Vec<serde_json::Value>>);
 
 #[handler]
 fn hook(rec: Data<&Arc<Hooks>>, Json(body): Json<serde_json::Value>) -> &'static str {
@@ -138,7 +138,7 @@ fn hook(rec: Data<&Arc<Hooks>>, Json(body): Json<serde_json::Value>) -> &'static
     "ok"
 }
 
-async fn webhook_stand_in() -> (String, Arc<Hooks>) {
+pub(crate) async fn webhook_stand_in() -> (String, Arc<Hooks>) {
     let rec = Arc::new(Hooks::default());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");

@@ -108,6 +108,57 @@ async fn thanking_two_people_gives_points_to_everyone_once() {
     assert!(text.contains("1. <@U2BEN> — 3") && text.contains("1. <@U1ANA> — 2"), "{text}");
 }
 
+/// A signed request without `trigger_id`, captured and sent again within Slack's five minutes.
+#[tokio::test]
+async fn replays_of_a_signed_request_without_a_trigger_id_store_one_thanks() {
+    let t = app_with(|_| {}).await;
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T1"),
+        ("channel_id", "C1"),
+        ("user_id", "U1ANA"),
+        ("user_name", "ana"),
+        ("command", "/thanks"),
+        ("text", "<@U2BEN|ben> <@U3CY|cy> for the on-call night"),
+        ("response_url", "https://hooks.slack.com/x"),
+    ])
+    .expect("form");
+    let ts = t.clock.now().timestamp().to_string();
+    let sig = bravely::kudos::slack::signature(SECRET, &ts, body.as_bytes());
+    let replay = |ts: String, sig: String| {
+        let (body, addr) = (body.clone(), t.addr);
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://{addr}/slack/commands"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("X-Slack-Request-Timestamp", ts)
+                .header("X-Slack-Signature", sig)
+                .body(body)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    let first: Json_ = replay(ts.clone(), sig.clone()).await.json().await.expect("json");
+    assert_eq!(first["text"], ":tada: <@U1ANA> thanked <@U2BEN> and <@U3CY> for the on-call night");
+    for i in 0..4 {
+        // Later within the window, and with the headers padded as a proxy might.
+        t.clock.advance(chrono::Duration::seconds(30));
+        let (ts, sig) = if i % 2 == 0 { (ts.clone(), sig.clone()) } else { (format!(" {ts}"), format!("{sig} ")) };
+        let r = replay(ts, sig).await;
+        assert_eq!(r.status(), 200);
+        let again: Json_ = r.json().await.expect("json");
+        assert_eq!(again["text"], first["text"], "a replay is answered as the original");
+    }
+    assert_eq!(count::<Thanks>(&t), 2, "one thanks per person, however often the request is replayed");
+    assert_eq!((count::<Given>(&t), count::<Received>(&t)), (2, 2));
+
+    // The same text sent again for real (a new timestamp, so a new signature) is a new thanks.
+    let ts2 = t.clock.now().timestamp().to_string();
+    let sig2 = bravely::kudos::slack::signature(SECRET, &ts2, body.as_bytes());
+    assert_eq!(replay(ts2, sig2).await.status(), 200);
+    assert_eq!(count::<Thanks>(&t), 4);
+}
+
 #[tokio::test]
 async fn rules_self_bots_reasons_and_the_daily_cap() {
     let t = app_with(|_| {}).await;

@@ -5,11 +5,14 @@ mod s3server;
 
 mod admin;
 mod auth;
+mod backup_limits;
 mod backups;
 mod cli;
 mod crash;
+mod damage;
 mod destinations;
 mod docs;
+mod fuzz;
 mod golden;
 mod help;
 mod inventory;
